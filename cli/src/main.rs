@@ -1,1 +1,86 @@
-fn main() {}
+//! `ember`: run quantized GGUF models on small machines.
+
+mod inspect;
+mod model;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Run quantized GGUF models (LLaMA-family) on small machines.
+#[derive(Parser, Debug)]
+#[command(name = "ember", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Print a GGUF file's version, metadata and tensor table.
+    Inspect(inspect::Args),
+    /// Fetch the default model (SmolLM2-135M-Instruct Q4_1) into the cache.
+    Pull(model::PullArgs),
+}
+
+/// An error for the user: one line, and the exit code to leave with.
+pub struct Failure {
+    /// The message.
+    pub msg: String,
+    /// Exit code.
+    pub code: u8,
+}
+
+impl From<ember::Error> for Failure {
+    fn from(e: ember::Error) -> Self {
+        Failure {
+            msg: e.to_string(),
+            code: 2,
+        }
+    }
+}
+
+impl Failure {
+    /// A failure with exit code 2.
+    pub fn new(msg: impl Into<String>) -> Self {
+        Failure {
+            msg: msg.into(),
+            code: 2,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // A panic is a bug, but even then the user gets one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let loc = info
+            .location()
+            .map(|l| format!(" at {l}"))
+            .unwrap_or_default();
+        eprintln!("ember: internal error{loc}: {msg} (please report this)");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let r = match cli.cmd {
+        Cmd::Inspect(a) => inspect::run(a),
+        Cmd::Pull(a) => model::pull(a),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("ember: {}", f.msg);
+            ExitCode::from(f.code)
+        }
+    }
+}
