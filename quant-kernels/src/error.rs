@@ -30,7 +30,16 @@ pub enum Error {
         /// Bytes or elements given.
         got: usize,
     },
-    /// `EMBER_KERNELS` names a tier this CPU cannot run, or no tier at all.
+    /// A row range is inverted or runs past the matrix.
+    RowRange {
+        /// First row asked for.
+        start: usize,
+        /// One past the last row asked for.
+        end: usize,
+        /// Rows the matrix holds.
+        rows: usize,
+    },
+    /// `EMBER_KERNELS` (or an explicit tier) names a tier this CPU cannot run, or no tier at all.
     Tier(&'static str),
 }
 
@@ -38,15 +47,28 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Unsupported { ty, op } => {
-                write!(f, "no {op} kernel for tensor type {ty} in this version of Ember")
+                write!(
+                    f,
+                    "no {op} kernel for tensor type {ty} in this version of Ember"
+                )
             }
             Error::RowLength { ty, n } => write!(
                 f,
                 "row of {n} elements is not a multiple of {ty}'s block size {}",
                 ty.block_size()
             ),
-            Error::BufferSize { what, expected, got } => {
+            Error::BufferSize {
+                what,
+                expected,
+                got,
+            } => {
                 write!(f, "{what}: expected {expected}, got {got}")
+            }
+            Error::RowRange { start, end, rows } => {
+                write!(
+                    f,
+                    "row range {start}..{end} is invalid for a matrix of {rows} rows"
+                )
             }
             Error::Tier(msg) => f.write_str(msg),
         }

@@ -50,21 +50,30 @@ impl<'a> Cursor<'a> {
         self.buf.len().saturating_sub(self.pos)
     }
 
+    #[inline]
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        if n > self.remaining() {
-            return Err(err(
-                self.offset(),
-                format!(
-                    "file ends inside {what}: needs {n} bytes, {} remain",
-                    self.remaining()
-                ),
-            ));
+        match self.buf.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            None => Err(self.eof(n, what)),
         }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
     }
 
+    #[cold]
+    #[inline(never)]
+    fn eof(&self, n: usize, what: &str) -> Error {
+        err(
+            self.offset(),
+            format!(
+                "file ends inside {what}: needs {n} bytes, {} remain",
+                self.remaining()
+            ),
+        )
+    }
+
+    #[inline]
     fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
         let s = self.take(N, what)?;
         let mut a = [0u8; N];
@@ -72,41 +81,51 @@ impl<'a> Cursor<'a> {
         Ok(a)
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self, what: &str) -> Result<u32> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
 
+    #[inline]
     pub(crate) fn u64(&mut self, what: &str) -> Result<u64> {
         Ok(u64::from_le_bytes(self.array(what)?))
     }
 
     /// A count that must fit in the remaining bytes at `min_each` bytes per item.
+    #[inline]
     fn count(&mut self, what: &str, min_each: usize) -> Result<usize> {
-        let at = self.offset();
         let n = self.u64(what)?;
         let cap = self.remaining() / min_each.max(1);
         if n > cap as u64 {
-            return Err(err(
-                at,
-                format!(
-                    "{what} is {n}, but only {} bytes remain (room for at most {cap})",
-                    self.remaining()
-                ),
-            ));
+            return Err(self.too_many(n, cap, what));
         }
         Ok(n as usize)
     }
 
+    /// The error for a count `n` (just read) above `cap`.
+    #[cold]
+    #[inline(never)]
+    fn too_many(&self, n: u64, cap: usize, what: &str) -> Error {
+        err(
+            self.offset() - 8,
+            format!(
+                "{what} is {n}, but only {} bytes remain (room for at most {cap})",
+                self.remaining()
+            ),
+        )
+    }
+
+    #[inline]
     pub(crate) fn string(&mut self, what: &str) -> Result<&'a str> {
-        let at = self.offset();
         let n = self.count(what, 1)?;
         let bytes = self.take(n, what)?;
-        std::str::from_utf8(bytes).map_err(|e| {
-            err(
-                at + 8 + e.valid_up_to() as u64,
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(s),
+            Err(e) => Err(err(
+                self.offset() - n as u64 + e.valid_up_to() as u64,
                 format!("{what} is not valid UTF-8"),
-            )
-        })
+            )),
+        }
     }
 
     fn value_type(&mut self, what: &str) -> Result<ValueType> {
@@ -176,8 +195,12 @@ impl<'a> Cursor<'a> {
                     }
                 }
                 None if ty == ValueType::String => {
-                    top.1 -= 1;
-                    self.string("a string in an array")?;
+                    // A run of strings: walk them in one tight loop.
+                    let n = top.1;
+                    top.1 = 0;
+                    for _ in 0..n {
+                        self.string("a string in an array")?;
+                    }
                 }
                 None => {
                     top.1 -= 1;

@@ -1,0 +1,39 @@
+//! Architecture-specific kernels. The only place `unsafe` is allowed.
+//!
+//! Each tier module exposes `kernels(ty) -> Option<Kernels>` (and optionally
+//! `quant_fn(ty)`), which returns `Some` only when the running CPU has the
+//! tier's features: the safe function pointers it hands out wrap
+//! `#[target_feature]` functions, and that check is what makes them sound.
+
+use crate::dispatch::CpuFeatures;
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+pub(crate) mod x86_64;
+
+#[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)]
+pub(crate) mod aarch64;
+
+/// The SIMD features of the running CPU (std), or of the compilation target (no_std).
+pub(crate) fn detect() -> CpuFeatures {
+    #[allow(unused_mut)]
+    let mut f = CpuFeatures::default();
+    #[cfg(target_arch = "x86_64")]
+    {
+        f.avx2 = x86_64::has("avx2");
+        f.fma = x86_64::has("fma");
+        f.f16c = x86_64::has("f16c");
+        f.avx512f = x86_64::has("avx512f");
+        f.avx512bw = x86_64::has("avx512bw");
+        f.avx512vl = x86_64::has("avx512vl");
+        f.avx512vnni = x86_64::has("avx512vnni");
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        f.neon = aarch64::has("neon");
+        f.dotprod = aarch64::has("dotprod");
+        f.i8mm = aarch64::has("i8mm");
+    }
+    f
+}

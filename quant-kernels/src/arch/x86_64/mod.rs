@@ -1,0 +1,47 @@
+//! x86-64 kernels: AVX2 (+FMA, F16C) and AVX-512 (F, BW, VL).
+
+pub(crate) mod avx2;
+pub(crate) mod avx512;
+
+/// Whether the CPU has `feature` (run-time detection with `std`, the
+/// compile-time target features without).
+pub(crate) fn has(feature: &str) -> bool {
+    #[cfg(feature = "std")]
+    {
+        match feature {
+            "avx2" => std::is_x86_feature_detected!("avx2"),
+            "fma" => std::is_x86_feature_detected!("fma"),
+            "f16c" => std::is_x86_feature_detected!("f16c"),
+            "avx512f" => std::is_x86_feature_detected!("avx512f"),
+            "avx512bw" => std::is_x86_feature_detected!("avx512bw"),
+            "avx512vl" => std::is_x86_feature_detected!("avx512vl"),
+            "avx512vnni" => std::is_x86_feature_detected!("avx512vnni"),
+            _ => false,
+        }
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        match feature {
+            "avx2" => cfg!(target_feature = "avx2"),
+            "fma" => cfg!(target_feature = "fma"),
+            "f16c" => cfg!(target_feature = "f16c"),
+            "avx512f" => cfg!(target_feature = "avx512f"),
+            "avx512bw" => cfg!(target_feature = "avx512bw"),
+            "avx512vl" => cfg!(target_feature = "avx512vl"),
+            "avx512vnni" => cfg!(target_feature = "avx512vnni"),
+            _ => false,
+        }
+    }
+}
+
+/// The AVX2 tier's features: avx2 + fma + f16c.
+#[inline]
+pub(crate) fn has_avx2_tier() -> bool {
+    has("avx2") && has("fma") && has("f16c")
+}
+
+/// The AVX-512 tier's features: the AVX2 tier's plus avx512f + bw + vl.
+#[inline]
+pub(crate) fn has_avx512_tier() -> bool {
+    has_avx2_tier() && has("avx512f") && has("avx512bw") && has("avx512vl")
+}

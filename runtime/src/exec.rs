@@ -1,0 +1,786 @@
+//! The executor: runs the forward pass on a planned arena, with a small team
+//! of threads that split matrix rows and attention heads.
+//!
+//! All working memory comes from the [`Plan`]'s one arena, allocated when the
+//! [`Session`] is made (or handed in by the caller). Evaluating tokens
+//! allocates nothing: the threads are started once per [`Session::run`] and
+//! wait for work by spinning, then parking, between operations.
+
+use crate::model::{Model, RopeMode, Weight};
+use crate::ops;
+use crate::plan::{KvType, Plan, PlanConfig, Region};
+use crate::{Error, GgmlType, Result};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::Thread;
+
+enum Storage<'m> {
+    Owned(Vec<f32>),
+    Borrowed(&'m mut [f32]),
+}
+
+impl Storage<'_> {
+    fn slice(&mut self) -> &mut [f32] {
+        match self {
+            Storage::Owned(v) => v,
+            Storage::Borrowed(s) => s,
+        }
+    }
+}
+
+/// A model with its KV cache and scratch: one conversation's state.
+pub struct Session<'m> {
+    model: &'m Model,
+    plan: Plan,
+    arena: Storage<'m>,
+    n_past: usize,
+    /// Tokens whose logits are in the logits region (1, or the last batch with `logits_all`).
+    n_logits: usize,
+}
+
+impl std::fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("plan", &self.plan)
+            .field("n_past", &self.n_past)
+            .finish()
+    }
+}
+
+impl<'m> Session<'m> {
+    /// Plans a session and allocates its arena.
+    pub fn new(model: &'m Model, config: PlanConfig) -> Result<Session<'m>> {
+        let plan = Plan::new(model, config)?;
+        let mut v = Vec::new();
+        v.try_reserve_exact(plan.total_f32).map_err(|_| {
+            Error::Input(format!(
+                "cannot allocate the {:.1} MiB arena this context needs; use a smaller --ctx-size",
+                plan.total_bytes() as f64 / 1048576.0
+            ))
+        })?;
+        v.resize(plan.total_f32, 0.0);
+        Ok(Session {
+            model,
+            plan,
+            arena: Storage::Owned(v),
+            n_past: 0,
+            n_logits: 0,
+        })
+    }
+
+    /// Plans a session in memory the caller provides (firmware, a static buffer).
+    /// The buffer must hold [`Plan::total_bytes`] bytes after aligning its start to 4.
+    pub fn with_arena(model: &'m Model, config: PlanConfig, arena: &'m mut [u8]) -> Result<Session<'m>> {
+        let plan = Plan::new(model, config)?;
+        let skip = arena.as_ptr().align_offset(4).min(arena.len());
+        let usable = &mut arena[skip..];
+        let n = usable.len() / 4 * 4;
+        let f: &mut [f32] = bytemuck::try_cast_slice_mut(&mut usable[..n])
+            .map_err(|e| Error::Input(format!("arena buffer: {e}")))?;
+        if f.len() < plan.total_f32 {
+            return Err(Error::Input(format!(
+                "the arena buffer holds {} bytes; this plan needs {}",
+                f.len() * 4,
+                plan.total_bytes()
+            )));
+        }
+        Ok(Session {
+            model,
+            plan,
+            arena: Storage::Borrowed(&mut f[..]),
+            n_past: 0,
+            n_logits: 0,
+        })
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The model.
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// Tokens in the KV cache.
+    pub fn n_past(&self) -> usize {
+        self.n_past
+    }
+
+    /// Forgets everything after the first `n` tokens.
+    pub fn truncate(&mut self, n: usize) {
+        self.n_past = self.n_past.min(n);
+        self.n_logits = 0;
+    }
+
+    /// Forgets the whole conversation.
+    pub fn reset(&mut self) {
+        self.truncate(0);
+    }
+
+    /// Logits of the last evaluated token (empty before any evaluation).
+    pub fn logits(&mut self) -> &[f32] {
+        let nv = self.model.hp.n_vocab;
+        let r = self.plan.logits;
+        let n = self.n_logits;
+        let s = &self.arena.slice()[r.start..r.start + r.len];
+        if n == 0 {
+            &[]
+        } else {
+            &s[(n - 1) * nv..n * nv]
+        }
+    }
+
+    /// Logits of every token of the last batch (`logits_all` plans), `n × n_vocab`.
+    pub fn logits_all(&mut self) -> &[f32] {
+        let nv = self.model.hp.n_vocab;
+        let r = self.plan.logits;
+        let n = self.n_logits;
+        &self.arena.slice()[r.start..r.start + n * nv]
+    }
+
+    /// Evaluates `tokens` after those already in the cache (starting the
+    /// threads for this call only). See [`Exec::eval`].
+    pub fn eval(&mut self, tokens: &[u32]) -> Result<()> {
+        self.run(|e| e.eval(tokens))
+    }
+
+    /// Starts the session's threads and runs `f` with them; use this around
+    /// a whole generation so that the threads start once.
+    pub fn run<R>(&mut self, f: impl FnOnce(&mut Exec<'_, '_>) -> R) -> R {
+        let model = self.model;
+        let plan = &self.plan;
+        let n_threads = plan.config.n_threads;
+        let bufs = carve(self.arena.slice(), plan);
+        let Bufs {
+            k_cache,
+            v_cache,
+            x,
+            xb,
+            q,
+            k,
+            v,
+            hb,
+            hb2,
+            xq,
+            logits,
+            outs,
+            atts,
+        } = bufs;
+        let shared = Shared {
+            model,
+            plan,
+            n_threads,
+            xq: RwLock::new(xq),
+            q: RwLock::new(q),
+            kv: RwLock::new((k_cache, v_cache)),
+            outs: outs.into_iter().map(Mutex::new).collect(),
+            atts: atts.into_iter().map(Mutex::new).collect(),
+            job: Mutex::new(Job::Idle),
+            gen: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            sleeping: (0..n_threads).map(|_| AtomicBool::new(false)).collect(),
+            failed: Mutex::new(None),
+        };
+        let n_past = &mut self.n_past;
+        let n_logits = &mut self.n_logits;
+        std::thread::scope(|s| {
+            let mut threads: Vec<Thread> = Vec::with_capacity(n_threads);
+            for tid in 1..n_threads {
+                let sh = &shared;
+                let h = std::thread::Builder::new()
+                    .name(format!("ember-{tid}"))
+                    .spawn_scoped(s, move || sh.worker(tid));
+                match h {
+                    Ok(h) => threads.push(h.thread().clone()),
+                    Err(_) => break,
+                }
+            }
+            let mut exec = Exec {
+                sh: &shared,
+                threads,
+                x,
+                xb,
+                k,
+                v,
+                hb,
+                hb2,
+                logits,
+                n_past,
+                n_logits,
+                xq_key: None,
+            };
+            let r = f(&mut exec);
+            exec.post(Job::Quit);
+            r
+        })
+    }
+}
+
+struct Bufs<'a> {
+    k_cache: &'a mut [f32],
+    v_cache: &'a mut [f32],
+    x: &'a mut [f32],
+    xb: &'a mut [f32],
+    q: &'a mut [f32],
+    k: &'a mut [f32],
+    v: &'a mut [f32],
+    hb: &'a mut [f32],
+    hb2: &'a mut [f32],
+    xq: &'a mut [f32],
+    logits: &'a mut [f32],
+    outs: Vec<&'a mut [f32]>,
+    atts: Vec<&'a mut [f32]>,
+}
+
+/// Splits the arena into the plan's regions (which are in increasing order).
+fn carve<'a>(arena: &'a mut [f32], plan: &Plan) -> Bufs<'a> {
+    let mut rest = arena;
+    let mut at = 0usize;
+    let mut take = |r: Region| -> &'a mut [f32] {
+        let tail = std::mem::take(&mut rest);
+        let (_, tail) = tail.split_at_mut(r.start - at);
+        let (mine, tail) = tail.split_at_mut(r.len);
+        at = r.start + r.len;
+        rest = tail;
+        mine
+    };
+    Bufs {
+        k_cache: take(plan.k_cache),
+        v_cache: take(plan.v_cache),
+        x: take(plan.x),
+        xb: take(plan.xb),
+        q: take(plan.q),
+        k: take(plan.k),
+        v: take(plan.v),
+        hb: take(plan.hb),
+        hb2: take(plan.hb2),
+        xq: take(plan.xq),
+        logits: take(plan.logits),
+        outs: plan.thread_out.iter().map(|&r| take(r)).collect(),
+        atts: plan.thread_att.iter().map(|&r| take(r)).collect(),
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Job {
+    Idle,
+    /// `n` activation rows in `xq` times the weight's rows.
+    MatMul { w: Weight, n: usize },
+    /// Attention of `n` new tokens at positions `pos0..pos0 + n` in `layer`.
+    Attn { layer: usize, n: usize, pos0: usize },
+    Quit,
+}
+
+struct Shared<'a> {
+    model: &'a Model,
+    plan: &'a Plan,
+    n_threads: usize,
+    xq: RwLock<&'a mut [f32]>,
+    q: RwLock<&'a mut [f32]>,
+    kv: RwLock<(&'a mut [f32], &'a mut [f32])>,
+    outs: Vec<Mutex<&'a mut [f32]>>,
+    atts: Vec<Mutex<&'a mut [f32]>>,
+    job: Mutex<Job>,
+    gen: AtomicUsize,
+    done: AtomicUsize,
+    sleeping: Vec<AtomicBool>,
+    failed: Mutex<Option<Error>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Spins this many times waiting for work before parking.
+const SPIN: u32 = 200_000;
+
+/// The share `tid` of `n` items among `t` threads.
+fn share(n: usize, tid: usize, t: usize) -> std::ops::Range<usize> {
+    (n * tid / t)..(n * (tid + 1) / t)
+}
+
+impl Shared<'_> {
+    fn worker(&self, tid: usize) {
+        let mut seen = 0usize;
+        loop {
+            let mut spins = 0u32;
+            loop {
+                let g = self.gen.load(Ordering::Acquire);
+                if g != seen {
+                    seen = g;
+                    break;
+                }
+                if spins < SPIN {
+                    spins += 1;
+                    std::hint::spin_loop();
+                } else {
+                    self.sleeping[tid].store(true, Ordering::SeqCst);
+                    if self.gen.load(Ordering::SeqCst) == seen {
+                        std::thread::park_timeout(std::time::Duration::from_millis(10));
+                    }
+                    self.sleeping[tid].store(false, Ordering::SeqCst);
+                }
+            }
+            let job = *lock(&self.job);
+            if let Job::Quit = job {
+                return;
+            }
+            self.work(job, tid);
+            self.done.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn fail(&self, e: Error) {
+        let mut f = lock(&self.failed);
+        if f.is_none() {
+            *f = Some(e);
+        }
+    }
+
+    fn work(&self, job: Job, tid: usize) {
+        let r = match job {
+            Job::MatMul { w, n } => self.matmul_share(&w, n, tid),
+            Job::Attn { layer, n, pos0 } => self.attn_share(layer, n, pos0, tid),
+            Job::Idle | Job::Quit => Ok(()),
+        };
+        if let Err(e) = r {
+            self.fail(e);
+        }
+    }
+
+    fn matmul_share(&self, w: &Weight, n: usize, tid: usize) -> Result<()> {
+        let rows = share(w.rows, tid, self.n_threads);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let vt = ember_quant::vec_dot_type(w.ty).unwrap_or(GgmlType::F32);
+        let rb = vt.row_bytes(w.k as u64).unwrap_or(0) as usize;
+        let xq = read(&self.xq);
+        let xq: &[u8] = bytemuck::cast_slice(&xq[..]);
+        let x = &xq[..n * rb];
+        let mut out = lock(&self.outs[tid]);
+        let y = &mut out[..rows.len() * n];
+        let data = self.model.data(w);
+        if n == 1 {
+            ember_quant::gemv(w.ty, data, w.k, rows, x, y)?;
+        } else {
+            ember_quant::gemm(w.ty, data, w.k, rows, x, n, y)?;
+        }
+        Ok(())
+    }
+
+    fn attn_share(&self, layer: usize, n: usize, pos0: usize, tid: usize) -> Result<()> {
+        let hp = &self.model.hp;
+        let (hd, qd, n_head) = (hp.head_dim, hp.q_dim(), hp.n_head);
+        let group = n_head / hp.n_head_kv;
+        let n_ctx = self.plan.config.n_ctx;
+        let kv_t = self.plan.config.kv_type;
+        let es = kv_t.size();
+        let pairs = share(n * n_head, tid, self.n_threads);
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let scale = 1.0 / (hd as f32).sqrt();
+        let q = read(&self.q);
+        let kv = read(&self.kv);
+        let kb: &[u8] = bytemuck::cast_slice(&kv.0[..]);
+        let vb: &[u8] = bytemuck::cast_slice(&kv.1[..]);
+        let mut out = lock(&self.outs[tid]);
+        let mut att = lock(&self.atts[tid]);
+        let (scores, rest) = att.split_at_mut(n_ctx);
+        let (qconv, rest) = rest.split_at_mut(hd);
+        let (pconv, _) = rest.split_at_mut(n_ctx);
+        let qbytes: &mut [u8] = bytemuck::cast_slice_mut(qconv);
+        let pbytes: &mut [u8] = bytemuck::cast_slice_mut(pconv);
+        let p0 = pairs.start;
+        for p in pairs {
+            let (i, h) = (p / n_head, p % n_head);
+            let kvh = h / group;
+            let pos = pos0 + i;
+            let len = pos + 1;
+            let qh = &q[i * qd + h * hd..i * qd + (h + 1) * hd];
+            let qb = &mut qbytes[..hd * es];
+            to_kv(kv_t, qh, qb)?;
+            // Keys of this head: rows 0..len of [layer][kvh][pos][hd].
+            let kbase = ((layer * hp.n_head_kv + kvh) * n_ctx) * hd * es;
+            let s = &mut scores[..len];
+            ember_quant::gemv(kv_t.ggml(), &kb[kbase..kbase + len * hd * es], hd, 0..len, qb, s)?;
+            ops::softmax(s, scale);
+            // Values, transposed: [layer][kvh][dim][pos].
+            let pb = &mut pbytes[..len * es];
+            to_kv(kv_t, s, pb)?;
+            let vbase = ((layer * hp.n_head_kv + kvh) * hd) * n_ctx * es;
+            let o = &mut out[(p - p0) * hd..(p - p0 + 1) * hd];
+            for (dim, od) in o.iter_mut().enumerate() {
+                let row = vbase + dim * n_ctx * es;
+                *od = ember_quant::vec_dot(kv_t.ggml(), len, &vb[row..row + len * es], pb)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Converts f32 values to the KV cache's element type.
+fn to_kv(t: KvType, src: &[f32], dst: &mut [u8]) -> Result<()> {
+    match t {
+        KvType::F32 => dst.copy_from_slice(bytemuck::cast_slice(src)),
+        KvType::F16 => ember_quant::quantize_row(GgmlType::F16, src, dst)?,
+    }
+    Ok(())
+}
+
+/// A session with its threads running: evaluate tokens, read logits.
+pub struct Exec<'s, 'a> {
+    sh: &'s Shared<'a>,
+    threads: Vec<Thread>,
+    x: &'a mut [f32],
+    xb: &'a mut [f32],
+    k: &'a mut [f32],
+    v: &'a mut [f32],
+    hb: &'a mut [f32],
+    hb2: &'a mut [f32],
+    logits: &'a mut [f32],
+    n_past: &'s mut usize,
+    n_logits: &'s mut usize,
+    /// What `xq` holds now: (source buffer id, activation type), to skip requantizing.
+    xq_key: Option<(u8, GgmlType)>,
+}
+
+impl std::fmt::Debug for Exec<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exec").field("n_past", &*self.n_past).finish()
+    }
+}
+
+/// Buffer ids for [`Exec::quantize`].
+const SRC_XB: u8 = 1;
+const SRC_ATT: u8 = 2;
+const SRC_HB: u8 = 3;
+
+impl Exec<'_, '_> {
+    /// Tokens in the KV cache.
+    pub fn n_past(&self) -> usize {
+        *self.n_past
+    }
+
+    /// Forgets everything after the first `n` tokens.
+    pub fn truncate(&mut self, n: usize) {
+        *self.n_past = (*self.n_past).min(n);
+        *self.n_logits = 0;
+    }
+
+    /// Logits of the last evaluated token.
+    pub fn logits(&self) -> &[f32] {
+        let nv = self.sh.model.hp.n_vocab;
+        let n = *self.n_logits;
+        if n == 0 {
+            &[]
+        } else {
+            &self.logits[(n - 1) * nv..n * nv]
+        }
+    }
+
+    /// Logits of every token of the last batch, `n × n_vocab` (all of them
+    /// only with a `logits_all` plan; otherwise just the last).
+    pub fn logits_all(&self) -> &[f32] {
+        let nv = self.sh.model.hp.n_vocab;
+        &self.logits[..*self.n_logits * nv]
+    }
+
+    fn post(&mut self, job: Job) {
+        let sh = self.sh;
+        *lock(&sh.job) = job;
+        sh.done.store(0, Ordering::Release);
+        sh.gen.fetch_add(1, Ordering::AcqRel);
+        for (i, t) in self.threads.iter().enumerate() {
+            if sh.sleeping[i + 1].load(Ordering::SeqCst) {
+                t.unpark();
+            }
+        }
+        if matches!(job, Job::Quit) {
+            return;
+        }
+        sh.work(job, 0);
+        let others = self.threads.len();
+        while sh.done.load(Ordering::Acquire) < others {
+            std::hint::spin_loop();
+        }
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        match lock(&self.sh.failed).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Quantizes `n` rows of `k` from the buffer `src` into `xq` for weights of type `ty`.
+    fn quantize(&mut self, src_id: u8, n: usize, k: usize, ty: GgmlType) -> Result<()> {
+        let vt = ember_quant::vec_dot_type(ty).unwrap_or(GgmlType::F32);
+        if self.xq_key == Some((src_id, vt)) {
+            return Ok(());
+        }
+        let rb = vt.row_bytes(k as u64).unwrap_or(0) as usize;
+        let src: &[f32] = match src_id {
+            SRC_XB | SRC_ATT => self.xb,
+            _ => self.hb,
+        };
+        let mut xq = write(&self.sh.xq);
+        let xq: &mut [u8] = bytemuck::cast_slice_mut(&mut xq[..]);
+        for j in 0..n {
+            ember_quant::quantize_row(vt, &src[j * k..(j + 1) * k], &mut xq[j * rb..(j + 1) * rb])?;
+        }
+        self.xq_key = Some((src_id, vt));
+        Ok(())
+    }
+
+    /// `y[j][r] = W · xq_j` for `n` rows, with the threads splitting `W`'s rows.
+    fn matmul(&mut self, w: Weight, n: usize, out: Out) -> Result<()> {
+        self.post(Job::MatMul { w, n });
+        self.check_failed()?;
+        let sh = self.sh;
+        let y: &mut [f32] = match out {
+            Out::Q => {
+                // Copy under the lock that attention readers use.
+                let mut q = write(&sh.q);
+                gather(sh, &w, n, &mut q[..]);
+                return Ok(());
+            }
+            Out::K => self.k,
+            Out::V => self.v,
+            Out::Hb => self.hb,
+            Out::Hb2 => self.hb2,
+            Out::Xb => self.xb,
+            Out::Logits => self.logits,
+        };
+        gather(sh, &w, n, y);
+        Ok(())
+    }
+
+    /// Evaluates `tokens` at the next positions of the cache. Logits of the
+    /// last token (or of every token of the last batch, with a
+    /// `logits_all` plan) are then in [`Exec::logits`].
+    ///
+    /// # Errors
+    /// [`Error::Input`] for a token id out of range or a context overflow;
+    /// nothing is evaluated then.
+    pub fn eval(&mut self, tokens: &[u32]) -> Result<()> {
+        let hp = &self.sh.model.hp;
+        let cfg = self.sh.plan.config;
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= hp.n_vocab) {
+            return Err(Error::Input(format!(
+                "token id {bad} out of range (the vocabulary has {} tokens)",
+                hp.n_vocab
+            )));
+        }
+        if *self.n_past + tokens.len() > cfg.n_ctx {
+            return Err(Error::Input(format!(
+                "{} tokens do not fit: {} of the context's {} are used (raise --ctx-size)",
+                tokens.len(),
+                *self.n_past,
+                cfg.n_ctx
+            )));
+        }
+        for chunk in tokens.chunks(cfg.n_batch) {
+            self.eval_batch(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn eval_batch(&mut self, tokens: &[u32]) -> Result<()> {
+        let sh = self.sh;
+        let model = sh.model;
+        let hp = &model.hp;
+        let cfg = sh.plan.config;
+        let n = tokens.len();
+        let (d, qd, kvd, ff, hd) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.n_ff, hp.head_dim);
+        let pos0 = *self.n_past;
+        *self.n_logits = 0;
+
+        // Embeddings.
+        let e = &model.tok_embd;
+        let erb = e.row_bytes();
+        let edata = model.data(e);
+        for (j, &t) in tokens.iter().enumerate() {
+            let row = &edata[t as usize * erb..(t as usize + 1) * erb];
+            ember_quant::dequantize_row(e.ty, row, &mut self.x[j * d..(j + 1) * d])?;
+        }
+
+        let mut rope = [0f32; 1024];
+        for (il, l) in model.layers.iter().enumerate() {
+            // Attention.
+            for j in 0..n {
+                ops::rmsnorm(&mut self.xb[j * d..(j + 1) * d], &self.x[j * d..(j + 1) * d], &l.attn_norm, hp.norm_eps);
+            }
+            self.xq_key = None;
+            self.quantize(SRC_XB, n, d, l.wq.ty)?;
+            self.matmul(l.wq, n, Out::Q)?;
+            self.quantize(SRC_XB, n, d, l.wk.ty)?;
+            self.matmul(l.wk, n, Out::K)?;
+            self.quantize(SRC_XB, n, d, l.wv.ty)?;
+            self.matmul(l.wv, n, Out::V)?;
+            {
+                let mut q = write(&sh.q);
+                for j in 0..n {
+                    if let Some(b) = &l.bq {
+                        ops::add(&mut q[j * qd..(j + 1) * qd], b);
+                    }
+                    if let Some(b) = &l.bk {
+                        ops::add(&mut self.k[j * kvd..(j + 1) * kvd], b);
+                    }
+                    if let Some(b) = &l.bv {
+                        ops::add(&mut self.v[j * kvd..(j + 1) * kvd], b);
+                    }
+                    let cs = &mut rope[..hp.rope_dim];
+                    ops::rope_cache(cs, pos0 + j, hp.rope_dim, hp.rope_base, hp.rope_freq_scale);
+                    let neox = hp.rope_mode == RopeMode::Neox;
+                    for h in 0..hp.n_head {
+                        let o = j * qd + h * hd;
+                        ops::rope_apply(&mut q[o..o + hd], cs, hp.rope_dim, neox);
+                    }
+                    for h in 0..hp.n_head_kv {
+                        let o = j * kvd + h * hd;
+                        ops::rope_apply(&mut self.k[o..o + hd], cs, hp.rope_dim, neox);
+                    }
+                }
+            }
+            self.store_kv(il, n, pos0)?;
+            self.post(Job::Attn { layer: il, n, pos0 });
+            self.check_failed()?;
+            gather_attn(sh, n, &mut self.xb[..n * qd]);
+            self.xq_key = None;
+            self.quantize(SRC_ATT, n, qd, l.wo.ty)?;
+            self.matmul(l.wo, n, Out::Hb)?;
+            for j in 0..n {
+                let y = &mut self.hb[j * d..(j + 1) * d];
+                if let Some(b) = &l.bo {
+                    ops::add(y, b);
+                }
+                ops::add(&mut self.x[j * d..(j + 1) * d], y);
+            }
+
+            // Feed-forward.
+            for j in 0..n {
+                ops::rmsnorm(&mut self.xb[j * d..(j + 1) * d], &self.x[j * d..(j + 1) * d], &l.ffn_norm, hp.norm_eps);
+            }
+            self.xq_key = None;
+            self.quantize(SRC_XB, n, d, l.w_gate.ty)?;
+            self.matmul(l.w_gate, n, Out::Hb)?;
+            self.quantize(SRC_XB, n, d, l.w_up.ty)?;
+            self.matmul(l.w_up, n, Out::Hb2)?;
+            ops::swiglu(&mut self.hb[..n * ff], &self.hb2[..n * ff]);
+            self.xq_key = None;
+            self.quantize(SRC_HB, n, ff, l.w_down.ty)?;
+            self.matmul(l.w_down, n, Out::Xb)?;
+            for j in 0..n {
+                ops::add(&mut self.x[j * d..(j + 1) * d], &self.xb[j * d..(j + 1) * d]);
+            }
+        }
+
+        // Output head: every token's logits, or the last one's.
+        let first = if cfg.logits_all { 0 } else { n - 1 };
+        let m = n - first;
+        for j in first..n {
+            let jj = j - first;
+            ops::rmsnorm(&mut self.xb[jj * d..(jj + 1) * d], &self.x[j * d..(j + 1) * d], &model.output_norm, hp.norm_eps);
+        }
+        self.xq_key = None;
+        self.quantize(SRC_XB, m, d, model.output.ty)?;
+        self.matmul(model.output, m, Out::Logits)?;
+        *self.n_logits = m;
+        *self.n_past = pos0 + n;
+        Ok(())
+    }
+
+    /// Writes the batch's keys and values into the cache at `pos0..pos0 + n`.
+    fn store_kv(&mut self, layer: usize, n: usize, pos0: usize) -> Result<()> {
+        let sh = self.sh;
+        let hp = &sh.model.hp;
+        let (hd, kvd, nkv) = (hp.head_dim, hp.kv_dim(), hp.n_head_kv);
+        let n_ctx = sh.plan.config.n_ctx;
+        let mut kv = write(&sh.kv);
+        let (kc, vc) = &mut *kv;
+        match sh.plan.config.kv_type {
+            KvType::F32 => {
+                for j in 0..n {
+                    for h in 0..nkv {
+                        let kbase = ((layer * nkv + h) * n_ctx + pos0 + j) * hd;
+                        kc[kbase..kbase + hd].copy_from_slice(&self.k[j * kvd + h * hd..j * kvd + (h + 1) * hd]);
+                        for dim in 0..hd {
+                            vc[((layer * nkv + h) * hd + dim) * n_ctx + pos0 + j] = self.v[j * kvd + h * hd + dim];
+                        }
+                    }
+                }
+            }
+            KvType::F16 => {
+                let kc: &mut [u16] = bytemuck::cast_slice_mut(&mut kc[..]);
+                let vc: &mut [u16] = bytemuck::cast_slice_mut(&mut vc[..]);
+                for j in 0..n {
+                    for h in 0..nkv {
+                        let kbase = ((layer * nkv + h) * n_ctx + pos0 + j) * hd;
+                        let src = &self.k[j * kvd + h * hd..j * kvd + (h + 1) * hd];
+                        let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut kc[kbase..kbase + hd]);
+                        ember_quant::quantize_row(GgmlType::F16, src, dst)?;
+                        for dim in 0..hd {
+                            let val = half::f16::from_f32(self.v[j * kvd + h * hd + dim]);
+                            vc[((layer * nkv + h) * hd + dim) * n_ctx + pos0 + j] = val.to_bits();
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Out {
+    Q,
+    K,
+    V,
+    Hb,
+    Hb2,
+    Xb,
+    Logits,
+}
+
+/// Copies the threads' matmul outputs (row-major by weight row) into `y` (`n × rows`).
+fn gather(sh: &Shared<'_>, w: &Weight, n: usize, y: &mut [f32]) {
+    for tid in 0..sh.n_threads {
+        let rows = share(w.rows, tid, sh.n_threads);
+        if rows.is_empty() {
+            continue;
+        }
+        let out = lock(&sh.outs[tid]);
+        if n == 1 {
+            y[rows.clone()].copy_from_slice(&out[..rows.len()]);
+        } else {
+            for (ri, r) in rows.clone().enumerate() {
+                for j in 0..n {
+                    y[j * w.rows + r] = out[ri * n + j];
+                }
+            }
+        }
+    }
+}
+
+/// Copies the threads' attention outputs ((token, head) pairs) into `att` (`n × q_dim`).
+fn gather_attn(sh: &Shared<'_>, n: usize, att: &mut [f32]) {
+    let hp = &sh.model.hp;
+    let hd = hp.head_dim;
+    for tid in 0..sh.n_threads {
+        let pairs = share(n * hp.n_head, tid, sh.n_threads);
+        let out = lock(&sh.outs[tid]);
+        let len = pairs.len() * hd;
+        // Pairs are in (token, head) order, which is the layout of `att`.
+        att[pairs.start * hd..pairs.start * hd + len].copy_from_slice(&out[..len]);
+    }
+}

@@ -1,0 +1,110 @@
+//! Small element-wise operations of the forward pass, in plain Rust (the
+//! compiler vectorizes them). Each follows ggml's arithmetic so results track
+//! llama.cpp's.
+
+/// RMSNorm: `out = x / sqrt(mean(x²) + eps) * w`, the sum of squares in f64 as ggml does.
+pub fn rmsnorm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+    let mean = sum / x.len() as f64;
+    let scale = 1.0f32 / ((mean + eps as f64) as f32).sqrt();
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = (v * scale) * g;
+    }
+}
+
+/// `y += x`.
+pub fn add(y: &mut [f32], x: &[f32]) {
+    for (a, &b) in y.iter_mut().zip(x) {
+        *a += b;
+    }
+}
+
+/// SwiGLU: `g = silu(g) * u`.
+pub fn swiglu(g: &mut [f32], u: &[f32]) {
+    for (a, &b) in g.iter_mut().zip(u) {
+        let s = *a / (1.0 + (-*a).exp());
+        *a = s * b;
+    }
+}
+
+/// RoPE cos/sin for one position: `cs[2i] = cos θ_i`, `cs[2i+1] = sin θ_i`,
+/// θ_i = pos·scale·base^(−2i/dims), computed by repeated multiplication in
+/// f32 as ggml's rope cache does.
+pub fn rope_cache(cs: &mut [f32], pos: usize, dims: usize, base: f32, freq_scale: f32) {
+    let theta_scale = base.powf(-2.0 / dims as f32);
+    let mut theta = pos as f32;
+    for i in 0..dims / 2 {
+        let t = freq_scale * theta;
+        cs[2 * i] = t.cos();
+        cs[2 * i + 1] = t.sin();
+        theta *= theta_scale;
+    }
+}
+
+/// Rotates one head in place. `neox` pairs x[i] with x[i + dims/2]; otherwise adjacent pairs.
+pub fn rope_apply(x: &mut [f32], cs: &[f32], dims: usize, neox: bool) {
+    for i in 0..dims / 2 {
+        let (c, s) = (cs[2 * i], cs[2 * i + 1]);
+        let (a, b) = if neox { (i, i + dims / 2) } else { (2 * i, 2 * i + 1) };
+        let (x0, x1) = (x[a], x[b]);
+        x[a] = x0 * c - x1 * s;
+        x[b] = x0 * s + x1 * c;
+    }
+}
+
+/// Softmax in place over `x` after scaling by `scale`; the sum in f64 as ggml does.
+pub fn softmax(x: &mut [f32], scale: f32) {
+    let mut max = f32::NEG_INFINITY;
+    for v in x.iter_mut() {
+        *v *= scale;
+        max = max.max(*v);
+    }
+    let mut sum = 0f64;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_orders() {
+        let mut x = [1.0f32, 2.0, 3.0, -1e30];
+        softmax(&mut x, 1.0);
+        let s: f32 = x.iter().sum();
+        assert!((s - 1.0).abs() < 1e-6);
+        assert!(x[2] > x[1] && x[1] > x[0] && x[3] == 0.0);
+    }
+
+    #[test]
+    fn rope_at_zero_is_identity_and_preserves_norm() {
+        let mut cs = [0f32; 8];
+        let mut x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        rope_cache(&mut cs, 0, 8, 10000.0, 1.0);
+        let y0 = x;
+        rope_apply(&mut x, &cs, 8, false);
+        assert_eq!(x, y0);
+        rope_cache(&mut cs, 17, 8, 10000.0, 1.0);
+        rope_apply(&mut x, &cs, 8, true);
+        let n0: f32 = y0.iter().map(|v| v * v).sum();
+        let n1: f32 = x.iter().map(|v| v * v).sum();
+        assert!((n0 - n1).abs() < 1e-3);
+    }
+
+    #[test]
+    fn rmsnorm_unit_rms() {
+        let x = [3.0f32, -4.0, 0.0, 5.0];
+        let w = [1.0f32; 4];
+        let mut o = [0f32; 4];
+        rmsnorm(&mut o, &x, &w, 0.0);
+        let rms = (o.iter().map(|v| v * v).sum::<f32>() / 4.0).sqrt();
+        assert!((rms - 1.0).abs() < 1e-5);
+    }
+}
