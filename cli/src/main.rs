@@ -1,7 +1,12 @@
 //! `ember`: run quantized GGUF models on small machines.
 
+mod common;
 mod inspect;
 mod model;
+mod plan;
+mod quantize;
+mod run;
+mod score;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,6 +25,18 @@ enum Cmd {
     Inspect(inspect::Args),
     /// Fetch the default model (SmolLM2-135M-Instruct Q4_1) into the cache.
     Pull(model::PullArgs),
+    /// Generate text from a prompt.
+    Run(run::RunArgs),
+    /// Chat interactively, with the model's chat template.
+    Chat(run::ChatArgs),
+    /// Compute perplexity over a text file, as llama-perplexity does.
+    Perplexity(score::PerplexityArgs),
+    /// Score a token sequence: per-position argmax, margin, top logits, NLL (JSON).
+    Eval(score::EvalArgs),
+    /// Show the memory plan for a model and context size.
+    Plan(plan::Args),
+    /// Convert a model's weights to another type (as llama-quantize does).
+    Quantize(quantize::Args),
 }
 
 /// An error for the user: one line, and the exit code to leave with.
@@ -75,6 +92,12 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Inspect(a) => inspect::run(a),
         Cmd::Pull(a) => model::pull(a),
+        Cmd::Run(a) => run::run(a),
+        Cmd::Chat(a) => run::chat(a),
+        Cmd::Perplexity(a) => score::perplexity(a),
+        Cmd::Eval(a) => score::eval(a),
+        Cmd::Plan(a) => plan::run(a),
+        Cmd::Quantize(a) => quantize::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -301,6 +301,8 @@ fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 /// Spins this many times waiting for work before parking.
 const SPIN: u32 = 200_000;
+/// While spinning, yield the core this often, in case threads outnumber free cores.
+const YIELD_EVERY: u32 = 2048;
 
 /// The share `tid` of `n` items among `t` threads.
 fn share(n: usize, tid: usize, t: usize) -> std::ops::Range<usize> {
@@ -320,7 +322,11 @@ impl Shared<'_> {
                 }
                 if spins < SPIN {
                     spins += 1;
-                    std::hint::spin_loop();
+                    if spins % YIELD_EVERY == 0 {
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
                 } else {
                     self.sleeping[tid].store(true, Ordering::SeqCst);
                     if self.gen.load(Ordering::SeqCst) == seen {
@@ -510,8 +516,15 @@ impl Exec<'_, '_> {
         }
         sh.work(job, 0);
         let others = self.threads.len();
+        let mut spins = 0u32;
         while sh.done.load(Ordering::Acquire) < others {
-            std::hint::spin_loop();
+            spins += 1;
+            if spins % YIELD_EVERY == 0 {
+                // Oversubscribed (more threads than free cores): let the worker run.
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
     }
 

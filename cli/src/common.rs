@@ -1,0 +1,84 @@
+//! Options and helpers shared by the subcommands.
+
+use crate::{model, Failure};
+use ember::tokenizer::Tokenizer;
+use ember::{KvType, Model};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Model and execution options, as llama.cpp spells them.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelOpts {
+    /// Model file (GGUF). Default: the default model, fetched on first use.
+    #[arg(short = 'm', long = "model")]
+    pub model: Option<PathBuf>,
+    /// Threads (default: the number of physical cores).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+    /// KV cache type: f16 (default) or f32.
+    #[arg(long = "cache-type", short = 'k', alias = "ctk", default_value = "f16", value_parser = parse_kv)]
+    pub cache_type: KvType,
+}
+
+fn parse_kv(s: &str) -> Result<KvType, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "f16" => Ok(KvType::F16),
+        "f32" => Ok(KvType::F32),
+        _ => Err(format!("unknown cache type `{s}` (use f16 or f32)")),
+    }
+}
+
+/// A loaded model and its tokenizer, with the time it took.
+pub struct Loaded {
+    /// The model.
+    pub model: Model,
+    /// Its tokenizer.
+    pub tok: Tokenizer,
+    /// Load time.
+    pub load_time: Duration,
+    /// Path it came from.
+    pub path: PathBuf,
+}
+
+impl ModelOpts {
+    /// Threads to use.
+    pub fn threads(&self) -> usize {
+        self.threads
+            .filter(|&t| t > 0)
+            .unwrap_or_else(ember::generate::physical_cores)
+    }
+
+    /// Loads the model (fetching the default one if needed) and its tokenizer.
+    pub fn load(&self) -> Result<Loaded, Failure> {
+        let path = model::resolve(self.model.clone())?;
+        let t0 = Instant::now();
+        let m = Model::open(&path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+        let tok = {
+            let g = m.gguf()?;
+            Tokenizer::from_gguf(&g).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?
+        };
+        Ok(Loaded {
+            model: m,
+            tok,
+            load_time: t0.elapsed(),
+            path,
+        })
+    }
+}
+
+/// Reads a prompt file, which must be UTF-8.
+pub fn read_text_file(path: &std::path::Path) -> Result<String, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    String::from_utf8(bytes).map_err(|e| {
+        Failure::new(format!(
+            "{}: not valid UTF-8 (at byte {}); save it as UTF-8",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// The kernel tier in use, or a failure if `EMBER_KERNELS` asks for one this CPU lacks.
+pub fn tier() -> Result<ember::kernels::Tier, Failure> {
+    ember::kernels::try_tier().map_err(|e| Failure::new(e.to_string()))
+}

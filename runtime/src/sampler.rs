@@ -1,0 +1,477 @@
+//! Choosing the next token from logits, with llama.cpp's semantics.
+//!
+//! The chain is llama.cpp's default order: repetition penalties → top-k →
+//! top-p → min-p → temperature → a seeded random draw. A temperature of zero
+//! or below is greedy (the highest logit after penalties; the lowest id on
+//! ties). The same seed, logits and history always give the same token.
+//!
+//! [`Sampler::sample`] allocates nothing: its buffers are sized to the
+//! vocabulary when the sampler is built.
+
+/// Sampling settings. The defaults are llama.cpp's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SamplerParams {
+    /// Softmax temperature; `<= 0` means greedy. Default 0.8.
+    pub temperature: f32,
+    /// Keep only the `top_k` most likely tokens; 0 keeps all. Default 40.
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches `top_p`;
+    /// 1.0 keeps all. Default 0.95.
+    pub top_p: f32,
+    /// Drop tokens less likely than `min_p` times the likeliest; 0 keeps all.
+    /// Default 0.05.
+    pub min_p: f32,
+    /// Repetition penalty for tokens in the recent history: a positive logit
+    /// is divided by it, a negative one multiplied. 1.0 is off (the default).
+    pub repeat_penalty: f32,
+    /// How many of the latest tokens the penalties look at. Default 64.
+    pub repeat_last_n: usize,
+    /// Subtracted once per occurrence in the window. Default 0.
+    pub frequency_penalty: f32,
+    /// Subtracted once if the token occurs in the window at all. Default 0.
+    pub presence_penalty: f32,
+    /// Random seed.
+    pub seed: u64,
+}
+
+impl Default for SamplerParams {
+    fn default() -> Self {
+        SamplerParams {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            seed: 0x5EED,
+        }
+    }
+}
+
+impl SamplerParams {
+    /// Greedy decoding: always the most likely token.
+    pub fn greedy() -> SamplerParams {
+        SamplerParams {
+            temperature: 0.0,
+            ..SamplerParams::default()
+        }
+    }
+}
+
+/// A small, fast, seedable generator (xorshift64*, seeded through SplitMix64).
+#[derive(Clone, Debug)]
+pub struct Rng {
+    state: u64,
+}
+
+impl Rng {
+    /// A generator for a seed; every seed (0 included) is fine.
+    pub fn new(seed: u64) -> Rng {
+        // SplitMix64 scrambles the seed so that nearby seeds diverge at once.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        Rng {
+            state: if z == 0 { 0x2545_F491_4F6C_DD1D } else { z },
+        }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.state = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A uniform float in `[0, 1)`.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Cand {
+    id: u32,
+    logit: f32,
+}
+
+/// Picks tokens from logits. Build one per generation stream.
+#[derive(Clone, Debug)]
+pub struct Sampler {
+    params: SamplerParams,
+    n_vocab: usize,
+    rng: Rng,
+    cand: Vec<Cand>,
+    probs: Vec<f32>,
+    counts: Vec<u32>,
+}
+
+fn desc(a: &Cand, b: &Cand) -> std::cmp::Ordering {
+    b.logit.total_cmp(&a.logit).then(a.id.cmp(&b.id))
+}
+
+impl Sampler {
+    /// A sampler for a vocabulary of `n_vocab` tokens.
+    pub fn new(n_vocab: usize, params: SamplerParams) -> Sampler {
+        Sampler {
+            params,
+            n_vocab,
+            rng: Rng::new(params.seed),
+            cand: Vec::with_capacity(n_vocab),
+            probs: Vec::with_capacity(n_vocab),
+            counts: vec![0; n_vocab],
+        }
+    }
+
+    /// The settings.
+    pub fn params(&self) -> &SamplerParams {
+        &self.params
+    }
+
+    /// Changes the settings; a new seed restarts the random sequence.
+    pub fn set_params(&mut self, params: SamplerParams) {
+        if params.seed != self.params.seed {
+            self.rng = Rng::new(params.seed);
+        }
+        self.params = params;
+    }
+
+    /// Restarts the random sequence from a seed.
+    pub fn reseed(&mut self, seed: u64) {
+        self.params.seed = seed;
+        self.rng = Rng::new(seed);
+    }
+
+    /// Picks the next token.
+    ///
+    /// `logits` has one entry per token (entries past `n_vocab` are ignored;
+    /// NaN counts as impossible); `history` is the tokens so far, of which the
+    /// last `repeat_last_n` are penalized. An empty `logits` gives 0.
+    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        let n = logits.len().min(self.n_vocab);
+        if n == 0 {
+            return 0;
+        }
+        self.cand.clear();
+        self.cand
+            .extend(logits[..n].iter().enumerate().map(|(i, &l)| Cand {
+                id: i as u32,
+                logit: if l.is_nan() { f32::NEG_INFINITY } else { l },
+            }));
+        self.penalize(history);
+
+        let p = self.params;
+        if p.temperature <= 0.0 {
+            return self.argmax();
+        }
+        // top-k (partial selection, then a sort of the k kept).
+        let need_sorted = p.top_p < 1.0 || p.min_p > 0.0;
+        if p.top_k > 0 && p.top_k < self.cand.len() {
+            self.cand.select_nth_unstable_by(p.top_k - 1, desc);
+            self.cand.truncate(p.top_k);
+            self.cand.sort_unstable_by(desc);
+        } else if need_sorted {
+            self.cand.sort_unstable_by(desc);
+        }
+        // top-p: the smallest prefix whose probability reaches p.
+        if p.top_p < 1.0 {
+            self.softmax(1.0);
+            let mut cum = 0.0f64;
+            let mut keep = self.cand.len();
+            for (i, &q) in self.probs.iter().enumerate() {
+                cum += f64::from(q);
+                if cum >= f64::from(p.top_p) {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            self.cand.truncate(keep.max(1));
+        }
+        // min-p: relative to the likeliest (the first, as they are sorted).
+        if p.min_p > 0.0 && p.min_p <= 1.0 {
+            let threshold = self.cand[0].logit + p.min_p.ln();
+            let keep = self
+                .cand
+                .iter()
+                .take_while(|c| c.logit >= threshold)
+                .count();
+            self.cand.truncate(keep.max(1));
+        }
+        // temperature, then a draw.
+        self.softmax(p.temperature);
+        let r = self.rng.next_f64();
+        let mut cum = 0.0f64;
+        for (c, &q) in self.cand.iter().zip(&self.probs) {
+            cum += f64::from(q);
+            if r < cum {
+                return c.id;
+            }
+        }
+        // Rounding: the last token with any probability.
+        self.cand
+            .iter()
+            .zip(&self.probs)
+            .rev()
+            .find(|(_, &q)| q > 0.0)
+            .map_or(self.cand[0].id, |(c, _)| c.id)
+    }
+
+    fn argmax(&self) -> u32 {
+        let mut best = self.cand[0];
+        for &c in &self.cand[1..] {
+            if c.logit > best.logit {
+                best = c;
+            }
+        }
+        best.id
+    }
+
+    /// Probabilities of `cand` at a temperature, into `probs`.
+    fn softmax(&mut self, temperature: f32) {
+        let max = self
+            .cand
+            .iter()
+            .map(|c| c.logit)
+            .fold(f32::NEG_INFINITY, f32::max);
+        self.probs.clear();
+        if max == f32::NEG_INFINITY {
+            // Nothing is possible: treat all as equally likely.
+            let q = 1.0 / self.cand.len() as f32;
+            self.probs.extend(self.cand.iter().map(|_| q));
+            return;
+        }
+        let mut sum = 0.0f64;
+        for c in &self.cand {
+            let e = ((c.logit - max) / temperature).exp();
+            sum += f64::from(e);
+            self.probs.push(e);
+        }
+        let inv = (1.0 / sum) as f32;
+        for q in &mut self.probs {
+            *q *= inv;
+        }
+    }
+
+    /// Repetition, frequency and presence penalties over the recent history.
+    fn penalize(&mut self, history: &[u32]) {
+        let p = self.params;
+        if p.repeat_last_n == 0
+            || (p.repeat_penalty == 1.0 && p.frequency_penalty == 0.0 && p.presence_penalty == 0.0)
+        {
+            return;
+        }
+        let window = &history[history.len().saturating_sub(p.repeat_last_n)..];
+        let n = self.cand.len();
+        for &t in window {
+            if (t as usize) < n {
+                self.counts[t as usize] += 1;
+            }
+        }
+        for &t in window {
+            let i = t as usize;
+            if i >= n || self.counts[i] == 0 {
+                continue;
+            }
+            let count = self.counts[i];
+            let c = &mut self.cand[i];
+            if c.logit <= 0.0 {
+                c.logit *= p.repeat_penalty;
+            } else {
+                c.logit /= p.repeat_penalty;
+            }
+            c.logit -= count as f32 * p.frequency_penalty + p.presence_penalty;
+            // Penalize each token once.
+            self.counts[i] = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logits() -> Vec<f32> {
+        vec![0.5, 2.0, -1.0, 1.5, 3.0, 0.0, -2.0, 2.9]
+    }
+
+    #[test]
+    fn greedy_is_argmax() {
+        let mut s = Sampler::new(8, SamplerParams::greedy());
+        assert_eq!(s.sample(&logits(), &[]), 4);
+        // Ties: the lowest id.
+        assert_eq!(s.sample(&[1.0, 3.0, 3.0], &[]), 1);
+        // NaN is never chosen.
+        assert_eq!(s.sample(&[f32::NAN, 0.0, -1.0], &[]), 1);
+        assert_eq!(s.sample(&[], &[]), 0);
+        // Logits past n_vocab are ignored.
+        assert_eq!(
+            s.sample(
+                &[0.0; 8].iter().chain(&[9.0]).copied().collect::<Vec<_>>(),
+                &[]
+            ),
+            0
+        );
+    }
+
+    #[test]
+    fn top_k_one_is_greedy() {
+        let params = SamplerParams {
+            top_k: 1,
+            temperature: 1.5,
+            ..SamplerParams::default()
+        };
+        let mut s = Sampler::new(8, params);
+        for _ in 0..50 {
+            assert_eq!(s.sample(&logits(), &[]), 4);
+        }
+    }
+
+    #[test]
+    fn same_seed_same_choices() {
+        let params = SamplerParams {
+            temperature: 2.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 42,
+            ..SamplerParams::default()
+        };
+        let run = |seed| {
+            let mut s = Sampler::new(8, SamplerParams { seed, ..params });
+            (0..100)
+                .map(|_| s.sample(&logits(), &[]))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(42), run(42));
+        assert_ne!(run(42), run(43));
+        // All tokens are reachable at a high temperature.
+        let seen: std::collections::HashSet<u32> = run(7).into_iter().collect();
+        assert!(seen.len() >= 6, "{seen:?}");
+    }
+
+    #[test]
+    fn top_k_limits_choices() {
+        let params = SamplerParams {
+            temperature: 5.0,
+            top_k: 3,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..SamplerParams::default()
+        };
+        let mut s = Sampler::new(8, params);
+        for _ in 0..200 {
+            let t = s.sample(&logits(), &[]);
+            assert!([4, 7, 1].contains(&t), "{t}");
+        }
+    }
+
+    #[test]
+    fn top_p_keeps_smallest_prefix() {
+        // probs ≈ [0.5, 0.3, 0.2]: p = 0.6 keeps two, p = 0.5 keeps one.
+        let l = [0.5f32.ln(), 0.3f32.ln(), 0.2f32.ln()];
+        let params = SamplerParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 0.6,
+            min_p: 0.0,
+            ..SamplerParams::default()
+        };
+        let mut s = Sampler::new(3, params);
+        let mut seen = [0; 3];
+        for _ in 0..500 {
+            seen[s.sample(&l, &[]) as usize] += 1;
+        }
+        assert_eq!(seen[2], 0);
+        assert!(seen[0] > 0 && seen[1] > 0);
+        s.set_params(SamplerParams {
+            top_p: 0.5,
+            ..params
+        });
+        for _ in 0..100 {
+            assert_eq!(s.sample(&l, &[]), 0);
+        }
+    }
+
+    #[test]
+    fn min_p_drops_unlikely() {
+        // probs ≈ [0.6, 0.3, 0.1]: min_p 0.2 → threshold 0.12 drops the last.
+        let l = [0.6f32.ln(), 0.3f32.ln(), 0.1f32.ln()];
+        let params = SamplerParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.2,
+            ..SamplerParams::default()
+        };
+        let mut s = Sampler::new(3, params);
+        let mut seen = [0; 3];
+        for _ in 0..500 {
+            seen[s.sample(&l, &[]) as usize] += 1;
+        }
+        assert_eq!(seen[2], 0);
+        assert!(seen[1] > 50);
+    }
+
+    #[test]
+    fn temperature_sharpens() {
+        let l = [1.0, 0.0];
+        let count = |t: f32| {
+            let mut s = Sampler::new(
+                2,
+                SamplerParams {
+                    temperature: t,
+                    top_k: 0,
+                    top_p: 1.0,
+                    min_p: 0.0,
+                    seed: 1,
+                    ..SamplerParams::default()
+                },
+            );
+            (0..2000).filter(|_| s.sample(&l, &[]) == 0).count()
+        };
+        let (cold, warm) = (count(0.25), count(4.0));
+        assert!(cold > 1900, "{cold}");
+        assert!((1000..1400).contains(&warm), "{warm}");
+    }
+
+    #[test]
+    fn repetition_penalty() {
+        let params = SamplerParams {
+            temperature: 0.0,
+            repeat_penalty: 2.0,
+            ..SamplerParams::default()
+        };
+        let mut s = Sampler::new(4, params);
+        // 3.0 / 2 = 1.5 < 2.0: token 1 wins once 0 is penalized.
+        assert_eq!(s.sample(&[3.0, 2.0, -1.0, -1.5], &[0]), 1);
+        // Negative logits are multiplied: -1.0 * 2 = -2.0 < -1.5.
+        assert_eq!(s.sample(&[-5.0, -5.0, -1.0, -1.5], &[2]), 3);
+        // Only the last repeat_last_n tokens count.
+        s.set_params(SamplerParams {
+            repeat_last_n: 1,
+            ..params
+        });
+        assert_eq!(s.sample(&[3.0, 2.0, -1.0, -1.5], &[0, 3]), 0);
+        // Repeats in the window penalize once; ids out of range are ignored.
+        assert_eq!(s.sample(&[3.0, 2.0, -1.0, -1.5], &[0, 0, 99]), 0);
+    }
+
+    #[test]
+    fn no_reallocation_after_new() {
+        let n = 1000;
+        let mut s = Sampler::new(n, SamplerParams::default());
+        let logits: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 100.0).collect();
+        let (c, p) = (s.cand.capacity(), s.probs.capacity());
+        let history: Vec<u32> = (0..100).collect();
+        for _ in 0..20 {
+            s.sample(&logits, &history);
+        }
+        assert_eq!((s.cand.capacity(), s.probs.capacity()), (c, p));
+    }
+}
