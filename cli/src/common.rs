@@ -52,10 +52,10 @@ impl ModelOpts {
     pub fn load(&self) -> Result<Loaded, Failure> {
         let path = model::resolve(self.model.clone())?;
         let t0 = Instant::now();
-        let m = Model::open(&path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+        let m = Model::open(&path).map_err(|e| file_failure(&path, e))?;
         let tok = {
             let g = m.gguf()?;
-            Tokenizer::from_gguf(&g).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?
+            Tokenizer::from_gguf(&g).map_err(|e| file_failure(&path, e))?
         };
         Ok(Loaded {
             model: m,
@@ -63,6 +63,14 @@ impl ModelOpts {
             load_time: t0.elapsed(),
             path,
         })
+    }
+}
+
+/// A failure about a file: the error, prefixed with the path unless it names it already.
+pub fn file_failure(path: &std::path::Path, e: ember::Error) -> Failure {
+    match e {
+        ember::Error::Io { .. } => Failure::new(e.to_string()),
+        e => Failure::new(format!("{}: {e}", path.display())),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `ember`: run quantized GGUF models on small machines.
 
+mod bench;
 mod common;
 mod inspect;
 mod model;
@@ -35,6 +36,8 @@ enum Cmd {
     Eval(score::EvalArgs),
     /// Show the memory plan for a model and context size.
     Plan(plan::Args),
+    /// Measure prompt processing and generation speed (as llama-bench).
+    Bench(bench::Args),
     /// Convert a model's weights to another type (as llama-quantize does).
     Quantize(quantize::Args),
 }
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Cmd::Perplexity(a) => score::perplexity(a),
         Cmd::Eval(a) => score::eval(a),
         Cmd::Plan(a) => plan::run(a),
+        Cmd::Bench(a) => bench::run(a),
         Cmd::Quantize(a) => quantize::run(a),
     };
     match r {

@@ -51,14 +51,9 @@ impl<'m> Session<'m> {
     /// Plans a session and allocates its arena.
     pub fn new(model: &'m Model, config: PlanConfig) -> Result<Session<'m>> {
         let plan = Plan::new(model, config)?;
-        let mut v = Vec::new();
-        v.try_reserve_exact(plan.total_f32).map_err(|_| {
-            Error::Input(format!(
-                "cannot allocate the {:.1} MiB arena this context needs; use a smaller --ctx-size",
-                plan.total_bytes() as f64 / 1048576.0
-            ))
-        })?;
-        v.resize(plan.total_f32, 0.0);
+        // Zeroed pages come straight from the OS: nothing is touched (or
+        // counted in RSS) until the KV cache fills.
+        let v = vec![0f32; plan.total_f32];
         Ok(Session {
             model,
             plan,
@@ -266,8 +261,9 @@ fn carve<'a>(arena: &'a mut [f32], plan: &Plan) -> Bufs<'a> {
 #[derive(Clone, Copy, Debug)]
 enum Job {
     Idle,
-    /// `n` activation rows in `xq` times the weight's rows.
-    MatMul { w: Weight, n: usize },
+    /// `n` activation rows in `xq` times the rows of up to three weights
+    /// that share an activation format (q, k and v; gate and up).
+    MatMul { ws: [Weight; 3], count: usize, n: usize },
     /// Attention of `n` new tokens at positions `pos0..pos0 + n` in `layer`.
     Attn { layer: usize, n: usize, pos0: usize },
     Quit,
@@ -353,7 +349,15 @@ impl Shared<'_> {
 
     fn work(&self, job: Job, tid: usize) {
         let r = match job {
-            Job::MatMul { w, n } => self.matmul_share(&w, n, tid),
+            Job::MatMul { ws, count, n } => {
+                let mut at = 0;
+                let mut r = Ok(());
+                for w in &ws[..count] {
+                    r = r.and_then(|_| self.matmul_share(w, n, tid, at));
+                    at += share(w.rows, tid, self.n_threads).len() * n;
+                }
+                r
+            }
             Job::Attn { layer, n, pos0 } => self.attn_share(layer, n, pos0, tid),
             Job::Idle | Job::Quit => Ok(()),
         };
@@ -362,7 +366,8 @@ impl Shared<'_> {
         }
     }
 
-    fn matmul_share(&self, w: &Weight, n: usize, tid: usize) -> Result<()> {
+    /// This thread's share of `W · xq`, written at `at` in its output buffer.
+    fn matmul_share(&self, w: &Weight, n: usize, tid: usize, at: usize) -> Result<()> {
         let rows = share(w.rows, tid, self.n_threads);
         if rows.is_empty() {
             return Ok(());
@@ -373,7 +378,7 @@ impl Shared<'_> {
         let xq: &[u8] = bytemuck::cast_slice(&xq[..]);
         let x = &xq[..n * rb];
         let mut out = lock(&self.outs[tid]);
-        let y = &mut out[..rows.len() * n];
+        let y = &mut out[at..at + rows.len() * n];
         let data = self.model.data(w);
         if n == 1 {
             ember_quant::gemv(w.ty, data, w.k, rows, x, y)?;
@@ -555,27 +560,44 @@ impl Exec<'_, '_> {
         Ok(())
     }
 
-    /// `y[j][r] = W · xq_j` for `n` rows, with the threads splitting `W`'s rows.
-    fn matmul(&mut self, w: Weight, n: usize, out: Out) -> Result<()> {
-        self.post(Job::MatMul { w, n });
+    /// `y[j][r] = W · xq_j` for `n` rows, with the threads splitting `W`'s
+    /// rows; up to three weights (sharing an activation format) in one job.
+    fn matmul(&mut self, jobs: &[(Weight, Out)], n: usize) -> Result<()> {
+        let mut ws = [jobs[0].0; 3];
+        for (slot, (w, _)) in ws.iter_mut().zip(jobs) {
+            *slot = *w;
+        }
+        self.post(Job::MatMul {
+            ws,
+            count: jobs.len(),
+            n,
+        });
         self.check_failed()?;
         let sh = self.sh;
-        let y: &mut [f32] = match out {
-            Out::Q => {
-                // Copy under the lock that attention readers use.
-                let mut q = write(&sh.q);
-                gather(sh, &w, n, &mut q[..]);
-                return Ok(());
-            }
-            Out::K => self.k,
-            Out::V => self.v,
-            Out::Hb => self.hb,
-            Out::Hb2 => self.hb2,
-            Out::Xb => self.xb,
-            Out::Logits => self.logits,
-        };
-        gather(sh, &w, n, y);
+        let mut at = [0usize; MAX_THREADS_GATHER];
+        for &(w, out) in jobs {
+            let y: &mut [f32] = match out {
+                Out::Q => {
+                    // Copy under the lock that attention readers use.
+                    let mut q = write(&sh.q);
+                    gather(sh, &w, n, &mut q[..], &mut at);
+                    continue;
+                }
+                Out::K => self.k,
+                Out::V => self.v,
+                Out::Hb => self.hb,
+                Out::Hb2 => self.hb2,
+                Out::Xb => self.xb,
+                Out::Logits => self.logits,
+            };
+            gather(sh, &w, n, y, &mut at);
+        }
         Ok(())
+    }
+
+    /// Whether weights can share one quantized activation.
+    fn same_act(a: &Weight, b: &Weight) -> bool {
+        ember_quant::vec_dot_type(a.ty) == ember_quant::vec_dot_type(b.ty)
     }
 
     /// Evaluates `tokens` at the next positions of the cache. Logits of the
@@ -634,12 +656,15 @@ impl Exec<'_, '_> {
                 ops::rmsnorm(&mut self.xb[j * d..(j + 1) * d], &self.x[j * d..(j + 1) * d], &l.attn_norm, hp.norm_eps);
             }
             self.xq_key = None;
-            self.quantize(SRC_XB, n, d, l.wq.ty)?;
-            self.matmul(l.wq, n, Out::Q)?;
-            self.quantize(SRC_XB, n, d, l.wk.ty)?;
-            self.matmul(l.wk, n, Out::K)?;
-            self.quantize(SRC_XB, n, d, l.wv.ty)?;
-            self.matmul(l.wv, n, Out::V)?;
+            if Self::same_act(&l.wq, &l.wk) && Self::same_act(&l.wq, &l.wv) {
+                self.quantize(SRC_XB, n, d, l.wq.ty)?;
+                self.matmul(&[(l.wq, Out::Q), (l.wk, Out::K), (l.wv, Out::V)], n)?;
+            } else {
+                for (w, o) in [(l.wq, Out::Q), (l.wk, Out::K), (l.wv, Out::V)] {
+                    self.quantize(SRC_XB, n, d, w.ty)?;
+                    self.matmul(&[(w, o)], n)?;
+                }
+            }
             {
                 let mut q = write(&sh.q);
                 for j in 0..n {
@@ -671,7 +696,7 @@ impl Exec<'_, '_> {
             gather_attn(sh, n, &mut self.xb[..n * qd]);
             self.xq_key = None;
             self.quantize(SRC_ATT, n, qd, l.wo.ty)?;
-            self.matmul(l.wo, n, Out::Hb)?;
+            self.matmul(&[(l.wo, Out::Hb)], n)?;
             for j in 0..n {
                 let y = &mut self.hb[j * d..(j + 1) * d];
                 if let Some(b) = &l.bo {
@@ -685,14 +710,19 @@ impl Exec<'_, '_> {
                 ops::rmsnorm(&mut self.xb[j * d..(j + 1) * d], &self.x[j * d..(j + 1) * d], &l.ffn_norm, hp.norm_eps);
             }
             self.xq_key = None;
-            self.quantize(SRC_XB, n, d, l.w_gate.ty)?;
-            self.matmul(l.w_gate, n, Out::Hb)?;
-            self.quantize(SRC_XB, n, d, l.w_up.ty)?;
-            self.matmul(l.w_up, n, Out::Hb2)?;
+            if Self::same_act(&l.w_gate, &l.w_up) {
+                self.quantize(SRC_XB, n, d, l.w_gate.ty)?;
+                self.matmul(&[(l.w_gate, Out::Hb), (l.w_up, Out::Hb2)], n)?;
+            } else {
+                for (w, o) in [(l.w_gate, Out::Hb), (l.w_up, Out::Hb2)] {
+                    self.quantize(SRC_XB, n, d, w.ty)?;
+                    self.matmul(&[(w, o)], n)?;
+                }
+            }
             ops::swiglu(&mut self.hb[..n * ff], &self.hb2[..n * ff]);
             self.xq_key = None;
             self.quantize(SRC_HB, n, ff, l.w_down.ty)?;
-            self.matmul(l.w_down, n, Out::Xb)?;
+            self.matmul(&[(l.w_down, Out::Xb)], n)?;
             for j in 0..n {
                 ops::add(&mut self.x[j * d..(j + 1) * d], &self.xb[j * d..(j + 1) * d]);
             }
@@ -707,7 +737,7 @@ impl Exec<'_, '_> {
         }
         self.xq_key = None;
         self.quantize(SRC_XB, m, d, model.output.ty)?;
-        self.matmul(model.output, m, Out::Logits)?;
+        self.matmul(&[(model.output, Out::Logits)], m)?;
         *self.n_logits = m;
         *self.n_past = pos0 + n;
         Ok(())
@@ -765,20 +795,26 @@ enum Out {
     Logits,
 }
 
-/// Copies the threads' matmul outputs (row-major by weight row) into `y` (`n × rows`).
-fn gather(sh: &Shared<'_>, w: &Weight, n: usize, y: &mut [f32]) {
+/// Most threads [`gather`] tracks offsets for (the plan caps threads at this).
+pub const MAX_THREADS_GATHER: usize = 256;
+
+/// Copies the threads' matmul outputs (row-major by weight row, at offset
+/// `at[tid]` in each thread's buffer) into `y` (`n × rows`), advancing `at`.
+fn gather(sh: &Shared<'_>, w: &Weight, n: usize, y: &mut [f32], at: &mut [usize]) {
     for tid in 0..sh.n_threads {
         let rows = share(w.rows, tid, sh.n_threads);
         if rows.is_empty() {
             continue;
         }
         let out = lock(&sh.outs[tid]);
+        let o = &out[at[tid]..at[tid] + rows.len() * n];
+        at[tid] += rows.len() * n;
         if n == 1 {
-            y[rows.clone()].copy_from_slice(&out[..rows.len()]);
+            y[rows.clone()].copy_from_slice(o);
         } else {
             for (ri, r) in rows.clone().enumerate() {
                 for j in 0..n {
-                    y[j * w.rows + r] = out[ri * n + j];
+                    y[j * w.rows + r] = o[ri * n + j];
                 }
             }
         }

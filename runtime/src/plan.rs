@@ -136,6 +136,13 @@ impl Plan {
                 "context, batch and thread counts must be at least 1".into(),
             ));
         }
+        if config.n_threads > crate::exec::MAX_THREADS_GATHER {
+            return Err(Error::Input(format!(
+                "{} threads is more than Ember supports ({})",
+                config.n_threads,
+                crate::exec::MAX_THREADS_GATHER
+            )));
+        }
         let n_batch = config.n_batch.min(config.n_ctx);
         let config = PlanConfig { n_batch, ..config };
         let t = config.n_threads;
@@ -153,8 +160,9 @@ impl Plan {
         let xq_f32 = (n_batch * xq_row).div_ceil(4);
 
         // Per-thread matmul output: a thread's share of rows × columns, plus slack for rounding.
-        let share = |rows: usize| rows.div_ceil(t) + 64;
-        let inner_rows = qd.max(kvd).max(ff).max(d);
+        let share = |rows: usize| rows.div_ceil(t) + 4;
+        // Fused jobs: q, k and v together; gate and up together.
+        let inner_rows = (qd + 2 * kvd + 8).max(2 * ff + 8).max(d);
         let mut out = share(inner_rows) * n_batch;
         out = out.max(share(nv) * n_logits);
         // Attention output of a thread's (token, head) pairs.

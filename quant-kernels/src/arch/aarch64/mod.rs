@@ -1,5 +1,6 @@
 //! AArch64 kernels: NEON, dotprod (`sdot`), i8mm (`smmla`).
 
+pub(crate) mod common;
 pub(crate) mod dotprod;
 pub(crate) mod i8mm;
 pub(crate) mod neon;
@@ -26,3 +27,6 @@ pub(crate) fn has(feature: &str) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+//! `ember bench`: prompt processing and generation speed, as llama-bench measures them.
+
+use crate::common::tier;
+use crate::{model, Failure};
+use ember::{KvType, Model, PlanConfig, Session};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Arguments of `ember bench`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Models, comma-separated (default: the default model).
+    #[arg(short = 'm', long = "model", value_delimiter = ',')]
+    models: Vec<PathBuf>,
+    /// Prompt tokens for the pp test (0 skips it).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 128)]
+    n_prompt: usize,
+    /// Generated tokens for the tg test (0 skips it).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
+    n_gen: usize,
+    /// Thread counts, comma-separated.
+    #[arg(short = 't', long = "threads", value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// Repetitions of each test.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    reps: usize,
+    /// Prompt batch size.
+    #[arg(short = 'b', long = "batch-size", default_value_t = 512)]
+    batch: usize,
+    /// Output format: md (default) or json.
+    #[arg(short = 'o', long = "output", default_value = "md")]
+    output: String,
+    /// Same as `-o json`.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Peak resident set size of this process in bytes (Linux: VmHWM), if known.
+pub fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn mean_sd(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let m = x.iter().sum::<f64>() / n;
+    let v = if x.len() > 1 {
+        x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, v.sqrt())
+}
+
+struct Row {
+    model: String,
+    model_type: String,
+    size: u64,
+    params: u64,
+    threads: usize,
+    n_prompt: usize,
+    n_gen: usize,
+    samples_ns: Vec<u64>,
+    load_ms: f64,
+    peak_rss: Option<u64>,
+}
+
+impl Row {
+    fn tokens(&self) -> usize {
+        self.n_prompt + self.n_gen
+    }
+    fn samples_ts(&self) -> Vec<f64> {
+        self.samples_ns
+            .iter()
+            .map(|&ns| self.tokens() as f64 / (ns as f64 / 1e9))
+            .collect()
+    }
+    fn test(&self) -> String {
+        if self.n_gen == 0 {
+            format!("pp{}", self.n_prompt)
+        } else {
+            format!("tg{}", self.n_gen)
+        }
+    }
+}
+
+/// A deterministic token sequence for the benchmark (llama-bench uses random tokens too).
+fn tokens(n: usize, n_vocab: usize, seed: u64) -> Vec<u32> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % n_vocab as u64) as u32
+        })
+        .collect()
+}
+
+fn bench_model(path: &PathBuf, a: &Args, threads: &[usize], rows: &mut Vec<Row>) -> Result<(), Failure> {
+    let t0 = Instant::now();
+    let model = Model::open(path).map_err(|e| crate::common::file_failure(path, e))?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let g = model.gguf()?;
+    let params: u64 = g.tensors().iter().map(|t| t.n_elements).sum();
+    let ftype = g
+        .tensors()
+        .iter()
+        .filter(|t| t.n_dims >= 2 && t.name.starts_with("blk."))
+        .map(|t| t.ty.name())
+        .next()
+        .unwrap_or("F32");
+    let size_label = g.str("general.size_label").unwrap_or("?B");
+    let model_type = format!("{} {} {}", model.hp.arch, size_label, ftype);
+    drop(g);
+    let nv = model.hp.n_vocab;
+    let n_ctx = (a.n_prompt.max(a.n_gen) + 1).max(16);
+    for &t in threads {
+        let cfg = PlanConfig {
+            n_ctx,
+            n_batch: a.batch.max(1),
+            n_threads: t,
+            kv_type: KvType::F16,
+            logits_all: false,
+        };
+        let mut s = Session::new(&model, cfg)?;
+        for (np, ng) in [(a.n_prompt, 0usize), (0usize, a.n_gen)] {
+            if np + ng == 0 {
+                continue;
+            }
+            let prompt = tokens(np.max(1), nv, 0x1234 + np as u64);
+            let mut samples = Vec::with_capacity(a.reps);
+            s.run(|ex| -> Result<(), Failure> {
+                // One warm-up run, then the measured ones.
+                for rep in 0..=a.reps {
+                    ex.truncate(0);
+                    let t1 = Instant::now();
+                    if ng == 0 {
+                        ex.eval(&prompt)?;
+                    } else {
+                        let mut tok = prompt[0];
+                        for _ in 0..ng {
+                            ex.eval(std::slice::from_ref(&tok))?;
+                            tok = argmax(ex.logits()) as u32;
+                        }
+                    }
+                    if rep > 0 {
+                        samples.push(t1.elapsed().as_nanos() as u64);
+                    }
+                }
+                Ok(())
+            })?;
+            rows.push(Row {
+                model: path.display().to_string(),
+                model_type: model_type.clone(),
+                size: model.file_size(),
+                params,
+                threads: t,
+                n_prompt: np,
+                n_gen: ng,
+                samples_ns: samples,
+                load_ms,
+                peak_rss: peak_rss(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn argmax(x: &[f32]) -> usize {
+    let mut b = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[b] {
+            b = i;
+        }
+    }
+    b
+}
+
+/// `ember bench`.
+pub fn run(a: Args) -> Result<(), Failure> {
+    let tier = tier()?;
+    let json_out = a.json || a.output == "json";
+    if !json_out && a.output != "md" {
+        return Err(Failure::new(format!("unknown output format `{}` (use md or json)", a.output)));
+    }
+    if a.reps == 0 {
+        return Err(Failure::new("-r must be at least 1"));
+    }
+    let models = if a.models.is_empty() {
+        vec![model::resolve(None)?]
+    } else {
+        a.models.clone()
+    };
+    let threads = if a.threads.is_empty() {
+        vec![ember::generate::physical_cores()]
+    } else {
+        a.threads.clone()
+    };
+    if threads.contains(&0) {
+        return Err(Failure::new("thread counts must be at least 1"));
+    }
+    let mut rows = Vec::new();
+    for m in &models {
+        bench_model(m, &a, &threads, &mut rows)?;
+    }
+    if json_out {
+        let arr: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let ts = r.samples_ts();
+                let (avg_ts, sd_ts) = mean_sd(&ts);
+                let ns: Vec<f64> = r.samples_ns.iter().map(|&x| x as f64).collect();
+                let (avg_ns, sd_ns) = mean_sd(&ns);
+                json!({
+                    "build_commit": env!("CARGO_PKG_VERSION"),
+                    "cpu_info": ember::kernels::cpu_features().to_string(),
+                    "backends": "CPU",
+                    "kernel_tier": tier.name(),
+                    "model_filename": r.model,
+                    "model_type": r.model_type,
+                    "model_size": r.size,
+                    "model_n_params": r.params,
+                    "n_batch": a.batch,
+                    "n_threads": r.threads,
+                    "type_k": "f16",
+                    "type_v": "f16",
+                    "n_prompt": r.n_prompt,
+                    "n_gen": r.n_gen,
+                    "avg_ns": avg_ns as u64,
+                    "stddev_ns": sd_ns as u64,
+                    "avg_ts": avg_ts,
+                    "stddev_ts": sd_ts,
+                    "samples_ns": r.samples_ns,
+                    "samples_ts": ts,
+                    "load_ms": r.load_ms,
+                    "peak_rss_bytes": r.peak_rss,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+    } else {
+        println!("| model | size | params | backend | threads | test | t/s | load ms | peak RSS |");
+        println!("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |");
+        for r in &rows {
+            let (m, sd) = mean_sd(&r.samples_ts());
+            println!(
+                "| {} | {:.2} MiB | {:.2} M | CPU ({}) | {} | {} | {:.2} ± {:.2} | {:.1} | {} |",
+                r.model_type,
+                r.size as f64 / 1048576.0,
+                r.params as f64 / 1e6,
+                tier.name(),
+                r.threads,
+                r.test(),
+                m,
+                sd,
+                r.load_ms,
+                r.peak_rss
+                    .map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
+                    .unwrap_or_else(|| "?".into())
+            );
+        }
+    }
+    Ok(())
+}
