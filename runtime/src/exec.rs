@@ -318,7 +318,7 @@ impl Shared<'_> {
                 }
                 if spins < SPIN {
                     spins += 1;
-                    if spins % YIELD_EVERY == 0 {
+                    if spins.is_multiple_of(YIELD_EVERY) {
                         std::thread::yield_now();
                     } else {
                         std::hint::spin_loop();
@@ -524,7 +524,7 @@ impl Exec<'_, '_> {
         let mut spins = 0u32;
         while sh.done.load(Ordering::Acquire) < others {
             spins += 1;
-            if spins % YIELD_EVERY == 0 {
+            if spins.is_multiple_of(YIELD_EVERY) {
                 // Oversubscribed (more threads than free cores): let the worker run.
                 std::thread::yield_now();
             } else {
