@@ -359,6 +359,28 @@ pub(crate) fn quant_kernel(t: Tier, ty: GgmlType) -> Option<scalar::QuantFn> {
             Tier::Scalar => scalar::quant_fn(ty),
             #[cfg(target_arch = "x86_64")]
             Tier::Avx2 => crate::arch::x86_64::avx2::quant_fn(ty),
+            #[cfg(target_arch = "aarch64")]
+            Tier::Neon => crate::arch::aarch64::neon::quant_fn(ty),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
+        if k.is_some() {
+            return k;
+        }
+        cur = c.fallback();
+    }
+    None
+}
+
+/// The row dequantizer for `ty` on tier `t` (falling back down to the
+/// scalar reference). SIMD dequantizers must be exact.
+pub(crate) fn dequant_kernel(t: Tier, ty: GgmlType) -> Option<scalar::DequantFn> {
+    let mut cur = Some(t);
+    while let Some(c) = cur {
+        let k = match c {
+            Tier::Scalar => scalar::dequant_fn(ty),
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx2 => crate::arch::x86_64::avx2::dequant_fn(ty),
             #[allow(unreachable_patterns)]
             _ => None,
         };

@@ -5,8 +5,9 @@
 //!
 //! * [`blocks`]: the `#[repr(C)]`, alignment-1 block layouts, bit-compatible
 //!   with ggml, and [`blocks::view`] to see `&[u8]` as `&[Block]`.
-//! * [`dequantize_row`] / [`quantize_row`]: the scalar reference (exact to
-//!   ggml's `dequantize_row_*` / `quantize_row_*_ref`).
+//! * [`dequantize_row`] / [`quantize_row`]: exact to ggml's
+//!   `dequantize_row_*` / `quantize_row_*_ref` (the scalar reference; the
+//!   dispatched SIMD versions, where a tier has them, are bit-exact to it).
 //! * [`vec_dot`], [`gemv`], [`gemm`]: dot products of weight rows of type `ty`
 //!   with activation rows of type [`vec_dot_type`]`(ty)`, on the dispatched
 //!   [`Tier`] (see [`tier`]); the `*_with` variants take an explicit tier.
@@ -55,7 +56,7 @@ fn expect_len(what: &'static str, expected: usize, got: usize) -> Result<(), Err
 
 /// Decodes one row: `src` holds exactly the blocks for `dst.len()` elements.
 pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), Error> {
-    let f = scalar::dequant_fn(ty).ok_or(Error::Unsupported {
+    let f = dispatch::dequant_kernel(tier(), ty).ok_or(Error::Unsupported {
         ty,
         op: "dequantize",
     })?;
@@ -257,6 +258,25 @@ pub fn gemm_with(
         }
     }
     Ok(())
+}
+
+/// Support for the benches; not a stable API.
+#[doc(hidden)]
+pub mod bench_support {
+    /// Wrapping sum of the little-endian u64 words of `buf` (a trailing
+    /// partial word is ignored): a single-thread read-bandwidth probe, with
+    /// 256-bit loads where the CPU has AVX2.
+    pub fn sum_u64_words(buf: &[u8]) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(s) = crate::arch::x86_64::avx2::sum_u64_words(buf) {
+            return s;
+        }
+        buf.chunks_exact(8).fold(0u64, |s, w| {
+            s.wrapping_add(u64::from_le_bytes([
+                w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
+            ]))
+        })
+    }
 }
 
 #[cfg(test)]

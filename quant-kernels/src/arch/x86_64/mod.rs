@@ -2,6 +2,13 @@
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
+mod half;
+mod isa;
+mod kquants;
+mod legacy;
+mod quant;
+#[cfg(test)]
+mod tests;
 
 /// Whether the CPU has `feature` (run-time detection with `std`, the
 /// compile-time target features without).
