@@ -3,9 +3,26 @@
 
 mod support;
 
+use ember::generate::{generate, GenParams};
+use ember::sampler::{Sampler, SamplerParams};
 use ember::tokenizer::Tokenizer;
 use ember::{Model, PlanConfig, Session};
 use support::{argmax, reference, variant};
+
+/// Positions where llama.cpp's reference (made on another x86 CPU) cannot be
+/// reproduced even by llama.cpp itself on a different CPU, so the "margin ≥ 0.5
+/// must match" rule does not apply: (variant, prompt, position).
+///
+/// Measured with llama.cpp 0c1e570 (llama-cpp-python 0.3.36) on an Intel Xeon
+/// with AVX-512 VNNI, flash attention on and off, 1 and 2 threads: for
+/// Q4_K_M it takes token 613 over the reference's 40113 at this position,
+/// whose reference margin is 0.593, as Ember does. Its overall agreement with
+/// the reference there is 742/768, Ember's 742/768. See docs/matching.md.
+const NOT_REPRODUCIBLE_BY_LLAMA_CPP: &[(&str, &str, usize)] = &[(
+    "Q4_K_M",
+    "Translate to French: 'Good morning, how are you?'\nFrench:",
+    8,
+)];
 
 fn session(model: &Model, n: usize) -> Session<'_> {
     Session::new(
@@ -63,15 +80,46 @@ fn check_variant(name: &str) {
                 agree += 1;
             } else {
                 prefix.get_or_insert(i);
-                assert!(margin < 0.5, "{name}: position {i} of {:?}: argmax {got}, llama.cpp {want} with margin {margin}", r.prompt);
+                let exempt = NOT_REPRODUCIBLE_BY_LLAMA_CPP
+                    .iter()
+                    .any(|&(v, p, at)| v == name && p == r.prompt && at == i);
+                assert!(margin < 0.5 || exempt, "{name}: position {i} of {:?}: argmax {got}, llama.cpp {want} with margin {margin}", r.prompt);
             }
         }
-        prefix_lens.push(prefix.unwrap_or(r.teacher_forced.len()));
+        let _ = prefix;
+
+        // Free-running greedy (information, not a criterion): tokens equal to
+        // llama.cpp's greedy48 before the first divergence.
+        let mut s = Session::new(
+            &model,
+            PlanConfig {
+                n_ctx: all.len() + 1,
+                n_batch: 64,
+                n_threads: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut sampler = Sampler::new(nv, SamplerParams::greedy());
+        let params = GenParams {
+            n_predict: r.greedy.len(),
+            ignore_eos: true,
+            eog: &[],
+        };
+        let mut got = Vec::new();
+        generate(&mut s, &r.prompt_ids, &params, &mut sampler, &mut |t| {
+            got.push(t);
+            true
+        })
+        .unwrap();
+        prefix_lens.push(got.iter().zip(&r.greedy).take_while(|(a, b)| a == b).count());
     }
     let rate = agree as f64 / total as f64;
     eprintln!(
-        "{name}: teacher-forced agreement {agree}/{total} ({:.1}%), worst top-20 logit difference {worst_logit:.3}",
-        rate * 100.0
+        "{name}: teacher-forced agreement {agree}/{total} ({:.1}%), worst top-20 logit difference {worst_logit:.3}, \
+         free-running greedy prefix matching llama.cpp {prefix_lens:?} of {}",
+        rate * 100.0,
+        refs[0].greedy.len()
     );
     assert!(rate >= 0.95, "{name}: teacher-forced agreement {:.1}% < 95%", rate * 100.0);
 }
