@@ -119,7 +119,8 @@ impl Tier {
 
     /// Whether this CPU can run the tier.
     pub fn is_supported(self) -> bool {
-        cpu_features().missing_for(self).is_none()
+        let idx = Tier::ALL.iter().position(|&x| x == self).unwrap_or(0);
+        tier_support()[idx].is_none()
     }
 }
 
@@ -226,9 +227,31 @@ fn kernels_compiled(t: Tier) -> bool {
     }
 }
 
-/// The features of this CPU.
+/// The features of this CPU (detected once, with `std`).
 pub fn cpu_features() -> CpuFeatures {
+    #[cfg(feature = "std")]
+    {
+        static FEATURES: std::sync::OnceLock<CpuFeatures> = std::sync::OnceLock::new();
+        *FEATURES.get_or_init(crate::arch::detect)
+    }
+    #[cfg(not(feature = "std"))]
     crate::arch::detect()
+}
+
+/// Per tier (in `Tier::ALL` order): the first missing feature, or `None`.
+fn tier_support() -> [Option<&'static str>; Tier::ALL.len()] {
+    let compute = || {
+        let f = cpu_features();
+        Tier::ALL.map(|t| f.missing_for(t))
+    };
+    #[cfg(feature = "std")]
+    {
+        static SUPPORT: std::sync::OnceLock<[Option<&'static str>; Tier::ALL.len()]> =
+            std::sync::OnceLock::new();
+        *SUPPORT.get_or_init(compute)
+    }
+    #[cfg(not(feature = "std"))]
+    compute()
 }
 
 /// Static messages for `Error::Tier` (the error type carries `&'static str`).
@@ -308,7 +331,8 @@ pub fn tier() -> Tier {
 
 /// `Ok(())` if this CPU can run `t`.
 pub(crate) fn check_tier(t: Tier) -> Result<(), Error> {
-    if let Some(feat) = cpu_features().missing_for(t) {
+    let idx = Tier::ALL.iter().position(|&x| x == t).unwrap_or(0);
+    if let Some(feat) = tier_support()[idx] {
         return Err(Error::Tier(call_unavailable(t, feat)));
     }
     if !kernels_compiled(t) {

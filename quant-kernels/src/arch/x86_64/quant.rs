@@ -22,7 +22,8 @@ use crate::fp::f32_to_f16;
 ///
 /// # Safety
 /// avx available; 8 readable f32 at `p`.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn load8(p: *const f32) -> __m256 {
     // SAFETY: caller's contract.
     unsafe { _mm256_loadu_ps(p) }
@@ -32,7 +33,8 @@ unsafe fn load8(p: *const f32) -> __m256 {
 ///
 /// # Safety
 /// avx available.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn hmax_ps(x: __m256) -> f32 {
     // SAFETY: avx available (caller).
     unsafe {
@@ -47,7 +49,8 @@ unsafe fn hmax_ps(x: __m256) -> f32 {
 ///
 /// # Safety
 /// avx available.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn abs_ps(x: __m256) -> __m256 {
     // SAFETY: avx available (caller).
     unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), x) }
@@ -58,7 +61,8 @@ unsafe fn abs_ps(x: __m256) -> __m256 {
 ///
 /// # Safety
 /// avx available.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn roundf_i8(v: __m256) -> __m256i {
     // SAFETY: avx available (caller).
     unsafe {
@@ -81,7 +85,8 @@ unsafe fn roundf_i8(v: __m256) -> __m256i {
 ///
 /// # Safety
 /// avx2 available.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn pack_i8(q: [__m256i; 4]) -> __m256i {
     // SAFETY: avx2 available (caller).
     unsafe {
@@ -106,7 +111,8 @@ fn inv(d: f32) -> f32 {
 ///
 /// # Safety
 /// avx2, fma available.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_block(x: &[f32; 32]) -> (f32, [__m256i; 4]) {
     // SAFETY: the 4 loads read x[0..32]; avx2 available (caller).
     unsafe {
