@@ -812,9 +812,16 @@ fn gather(sh: &Shared<'_>, w: &Weight, n: usize, y: &mut [f32], at: &mut [usize]
         if n == 1 {
             y[rows.clone()].copy_from_slice(o);
         } else {
-            for (ri, r) in rows.clone().enumerate() {
+            // Transpose in tiles of rows so the strided reads stay in cache.
+            const TILE: usize = 16;
+            let len = rows.len();
+            for r0 in (0..len).step_by(TILE) {
+                let r1 = (r0 + TILE).min(len);
                 for j in 0..n {
-                    y[j * w.rows + r] = o[ri * n + j];
+                    let dst = &mut y[j * w.rows + rows.start + r0..j * w.rows + rows.start + r1];
+                    for (ri, d) in (r0..r1).zip(dst.iter_mut()) {
+                        *d = o[ri * n + j];
+                    }
                 }
             }
         }

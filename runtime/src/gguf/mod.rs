@@ -139,8 +139,9 @@ impl<'a> Gguf<'a> {
 
     /// The byte range of a tensor's data within the whole image.
     pub fn tensor_range(&self, t: &TensorInfo<'_>) -> std::ops::Range<usize> {
-        let start = (self.data_start + t.offset) as usize;
-        start..start + t.n_bytes as usize
+        // Saturating, so a TensorInfo from another file cannot overflow.
+        let start = self.data_start.saturating_add(t.offset) as usize;
+        start..start.saturating_add(t.n_bytes as usize)
     }
 
     /// A metadata value by key.
@@ -265,8 +266,14 @@ impl GgufFile {
     /// # Errors
     /// [`Error::Io`] when the file can't be read, [`Error::Gguf`] when it is malformed.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
+        Self::open_with(path, false)
+    }
+
+    /// Like [`GgufFile::open`], mapping every page up front when `populate`
+    /// is set (for a model about to be run).
+    pub fn open_with(path: impl AsRef<Path>, populate: bool) -> Result<GgufFile> {
         let path = path.as_ref().to_path_buf();
-        let map = mmap::Mapped::open(&path)?;
+        let map = mmap::Mapped::open_with(&path, populate)?;
         let f = GgufFile { path, map };
         f.parse()?;
         Ok(f)

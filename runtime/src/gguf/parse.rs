@@ -9,6 +9,9 @@ use std::collections::HashMap;
 /// `"GGUF"` as a little-endian u32.
 pub(crate) const MAGIC: [u8; 4] = *b"GGUF";
 
+/// The most metadata or tensor records reserved before any is read.
+const PREALLOC_MAX: usize = 4096;
+
 /// A bounds-checked reader over a byte slice. `base` is the file offset of
 /// `buf[0]`, so error offsets are file offsets.
 pub(crate) struct Cursor<'a> {
@@ -198,8 +201,11 @@ impl<'a> Cursor<'a> {
                     // A run of strings: walk them in one tight loop.
                     let n = top.1;
                     top.1 = 0;
+                    // Lengths are checked here, UTF-8 when an element is read:
+                    // a 49152-token vocabulary is walked at every parse.
                     for _ in 0..n {
-                        self.string("a string in an array")?;
+                        let len = self.count("a string's length in an array", 1)?;
+                        self.take(len, "a string in an array")?;
                     }
                 }
                 None => {
@@ -244,7 +250,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Gguf<'_>> {
                 "GGUF version 1 is not supported (convert the file with a current llama.cpp)",
             ))
         }
-        v if v.swap_bytes() <= 3 => {
+        // A big-endian writer stores 2 or 3 byte-swapped (the magic stays "GGUF").
+        v if (1..=3).contains(&v.swap_bytes()) => {
             return Err(err(
                 4,
                 "this is a big-endian GGUF file; Ember reads little-endian GGUF only",
@@ -262,8 +269,11 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Gguf<'_>> {
     // Each key-value takes at least 8 (key) + 4 (type) + 1 (value).
     let n_kv = c.count("the metadata count", 13)?;
 
-    let mut kvs: Vec<(&str, Value<'_>)> = Vec::with_capacity(n_kv);
-    let mut kv_index: HashMap<&str, usize> = HashMap::with_capacity(n_kv);
+    // Counts are capped by the bytes left, but a large hostile file could still
+    // ask for a few times its size up front: reserve a bounded amount and let
+    // the vectors grow only as records actually parse.
+    let mut kvs: Vec<(&str, Value<'_>)> = Vec::with_capacity(n_kv.min(PREALLOC_MAX));
+    let mut kv_index: HashMap<&str, usize> = HashMap::with_capacity(n_kv.min(PREALLOC_MAX));
     let mut alignment = DEFAULT_ALIGNMENT;
     for _ in 0..n_kv {
         let at = c.offset();
@@ -295,8 +305,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Gguf<'_>> {
         kvs.push((key, v));
     }
 
-    let mut tensors: Vec<TensorInfo<'_>> = Vec::with_capacity(n_tensors);
-    let mut t_index: HashMap<&str, usize> = HashMap::with_capacity(n_tensors);
+    let mut tensors: Vec<TensorInfo<'_>> = Vec::with_capacity(n_tensors.min(PREALLOC_MAX));
+    let mut t_index: HashMap<&str, usize> = HashMap::with_capacity(n_tensors.min(PREALLOC_MAX));
     for _ in 0..n_tensors {
         let at = c.offset();
         let name = c.string("a tensor name")?;
@@ -345,9 +355,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Gguf<'_>> {
                 format!("tensor `{name}` has unknown ggml type id {ty_id}"),
             )
         })?;
-        if dims[0] % ty.block_size() as u64 != 0 {
+        if !dims[0].is_multiple_of(ty.block_size() as u64) {
             return Err(err(
-                nd_at,
+                nd_at + 4,
                 format!(
                     "tensor `{name}`: row length {} is not a multiple of {}'s block size {}",
                     dims[0],
@@ -361,7 +371,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Gguf<'_>> {
             .ok_or_else(|| err(nd_at, format!("tensor `{name}`'s byte size overflows")))?;
         let off_at = c.offset();
         let offset = c.u64("a tensor offset")?;
-        if offset % alignment != 0 {
+        if !offset.is_multiple_of(alignment) {
             return Err(err(
                 off_at,
                 format!("tensor `{name}`'s offset {offset} is not a multiple of the alignment {alignment}"),

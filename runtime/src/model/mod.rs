@@ -271,7 +271,7 @@ fn opt_vector(g: &Gguf<'_>, name: &str, n: usize) -> Result<Option<Vec<f32>>> {
 impl Model {
     /// Maps and loads a model file.
     pub fn open(path: impl AsRef<Path>) -> Result<Model> {
-        let file = GgufFile::open(path)?;
+        let file = GgufFile::open_with(path, true)?;
         Model::from_file(file)
     }
 
