@@ -19,6 +19,9 @@ pub struct Args {
     /// Generated tokens for the tg test (0 skips it).
     #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
     n_gen: usize,
+    /// Context depth: tokens already in the cache before each test (as llama-bench's -d).
+    #[arg(short = 'd', long = "n-depth", default_value_t = 0)]
+    depth: usize,
     /// Thread counts, comma-separated.
     #[arg(short = 't', long = "threads", value_delimiter = ',')]
     threads: Vec<usize>,
@@ -34,6 +37,35 @@ pub struct Args {
     /// Same as `-o json`.
     #[arg(long)]
     json: bool,
+    /// Also measure this machine's read bandwidth at each thread count and
+    /// report decode against its roofline (bandwidth ÷ weight bytes per token).
+    #[arg(long)]
+    roofline: bool,
+}
+
+/// Read bandwidth in bytes/s with `threads` threads: best of 5 passes over a
+/// 512 MiB buffer (far beyond any cache), each thread summing its own part.
+pub fn read_bandwidth(threads: usize) -> f64 {
+    const SIZE: usize = 512 << 20;
+    let buf: Vec<u8> = (0..SIZE).map(|i| i as u8).collect();
+    let mut best = f64::INFINITY;
+    let mut sink = 0u64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let part = SIZE / threads;
+        sink = sink.wrapping_add(std::thread::scope(|s| {
+            let hs: Vec<_> = buf
+                .chunks(part)
+                .map(|c| s.spawn(move || ember::kernels::sum_u64_words(c)))
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or(0))
+                .fold(0u64, u64::wrapping_add)
+        }));
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(sink);
+    SIZE as f64 / best
 }
 
 /// Peak resident set size of this process in bytes (Linux: VmHWM), if known.
@@ -63,9 +95,12 @@ struct Row {
     threads: usize,
     n_prompt: usize,
     n_gen: usize,
+    n_depth: usize,
     samples_ns: Vec<u64>,
     load_ms: f64,
     peak_rss: Option<u64>,
+    /// Weight bytes read per generated token.
+    bytes_per_token: u64,
 }
 
 impl Row {
@@ -79,10 +114,15 @@ impl Row {
             .collect()
     }
     fn test(&self) -> String {
-        if self.n_gen == 0 {
+        let t = if self.n_gen == 0 {
             format!("pp{}", self.n_prompt)
         } else {
             format!("tg{}", self.n_gen)
+        };
+        if self.n_depth > 0 {
+            format!("{t} @ d{}", self.n_depth)
+        } else {
+            t
         }
     }
 }
@@ -117,7 +157,8 @@ fn bench_model(path: &PathBuf, a: &Args, threads: &[usize], rows: &mut Vec<Row>)
     let model_type = format!("{} {} {}", model.hp.arch, size_label, ftype);
     drop(g);
     let nv = model.hp.n_vocab;
-    let n_ctx = (a.n_prompt.max(a.n_gen) + 1).max(16);
+    let n_ctx = (a.depth + a.n_prompt.max(a.n_gen) + 1).max(16);
+    let depth_tokens = tokens(a.depth, nv, 0xdeb7);
     for &t in threads {
         let cfg = PlanConfig {
             n_ctx,
@@ -137,6 +178,9 @@ fn bench_model(path: &PathBuf, a: &Args, threads: &[usize], rows: &mut Vec<Row>)
                 // One warm-up run, then the measured ones.
                 for rep in 0..=a.reps {
                     ex.truncate(0);
+                    if !depth_tokens.is_empty() {
+                        ex.eval(&depth_tokens)?;
+                    }
                     let t1 = Instant::now();
                     if ng == 0 {
                         ex.eval(&prompt)?;
@@ -161,9 +205,11 @@ fn bench_model(path: &PathBuf, a: &Args, threads: &[usize], rows: &mut Vec<Row>)
                 threads: t,
                 n_prompt: np,
                 n_gen: ng,
+                n_depth: a.depth,
                 samples_ns: samples,
                 load_ms,
                 peak_rss: peak_rss(),
+                bytes_per_token: model.weight_bytes_per_token(),
             });
         }
     }
@@ -207,6 +253,19 @@ pub fn run(a: Args) -> Result<(), Failure> {
     for m in &models {
         bench_model(m, &a, &threads, &mut rows)?;
     }
+    let bw: Vec<(usize, f64)> = if a.roofline {
+        threads.iter().map(|&t| (t, read_bandwidth(t))).collect()
+    } else {
+        Vec::new()
+    };
+    let roof = |r: &Row| -> Option<(f64, f64)> {
+        let b = bw.iter().find(|x| x.0 == r.threads)?.1;
+        if r.n_gen == 0 {
+            return None;
+        }
+        let limit = b / r.bytes_per_token as f64;
+        Some((b, limit))
+    };
     if json_out {
         let arr: Vec<_> = rows
             .iter()
@@ -230,6 +289,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
                     "type_v": "f16",
                     "n_prompt": r.n_prompt,
                     "n_gen": r.n_gen,
+                    "n_depth": r.n_depth,
                     "avg_ns": avg_ns as u64,
                     "stddev_ns": sd_ns as u64,
                     "avg_ts": avg_ts,
@@ -238,17 +298,24 @@ pub fn run(a: Args) -> Result<(), Failure> {
                     "samples_ts": ts,
                     "load_ms": r.load_ms,
                     "peak_rss_bytes": r.peak_rss,
+                    "weight_bytes_per_token": r.bytes_per_token,
+                    "read_bandwidth_bytes_per_s": roof(r).map(|x| x.0),
+                    "roofline_ts": roof(r).map(|x| x.1),
+                    "roofline_fraction": roof(r).map(|x| avg_ts / x.1),
                 })
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
     } else {
-        println!("| model | size | params | backend | threads | test | t/s | load ms | peak RSS |");
-        println!("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |");
+        println!("| model | size | params | backend | threads | test | t/s | load ms | peak RSS | roofline |");
+        println!("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         for r in &rows {
             let (m, sd) = mean_sd(&r.samples_ts());
+            let rl = roof(r)
+                .map(|(b, l)| format!("{:.0}% of {l:.0} t/s ({:.1} GB/s)", 100.0 * m / l, b / 1e9))
+                .unwrap_or_else(|| "".into());
             println!(
-                "| {} | {:.2} MiB | {:.2} M | CPU ({}) | {} | {} | {:.2} ± {:.2} | {:.1} | {} |",
+                "| {} | {:.2} MiB | {:.2} M | CPU ({}) | {} | {} | {:.2} ± {:.2} | {:.1} | {} | {rl} |",
                 r.model_type,
                 r.size as f64 / 1048576.0,
                 r.params as f64 / 1e6,

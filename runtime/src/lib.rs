@@ -1,6 +1,7 @@
 //! Ember: an inference runtime for quantized GGUF models on edge devices.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod boards;
 pub mod chat;
 pub mod error;
 pub mod exec;
@@ -18,6 +19,7 @@ pub use ember_quant::GgmlType;
 
 /// The kernel tiers and CPU features, from `ember-quant`.
 pub mod kernels {
+    pub use ember_quant::bench_support::sum_u64_words;
     pub use ember_quant::{cpu_features, tier, try_tier, CpuFeatures, Tier};
 }
 pub use exec::{Exec, Session};

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Summarise a ci/bench.sh run as markdown: Ember against llama.cpp and candle.
+
+Usage: tools/bench_report.py OUT_DIR
+Ratios are of medians measured in the same run.
+"""
+import json
+import os
+import re
+import statistics
+import sys
+
+
+def load_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return []
+
+
+def pick(rows, threads, test, depth=0):
+    """Median tok/s of the llama-bench-style row for threads and test ('pp' or 'tg')."""
+    for r in rows:
+        if r.get("n_threads") != threads or r.get("n_depth", 0) != depth:
+            continue
+        if test == "pp" and r.get("n_gen") == 0 and r.get("n_prompt", 0) > 0:
+            return statistics.median(r["samples_ts"]), r
+        if test == "tg" and r.get("n_gen", 0) > 0 and r.get("n_prompt") == 0:
+            return statistics.median(r["samples_ts"]), r
+    return None, None
+
+
+def candle(path):
+    out = {}
+    t = None
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        m = re.match(r"threads=(\d+) rep=", line)
+        if m:
+            t = int(m.group(1))
+        m = re.search(r"prefill_tok_s=([\d.]+)", line)
+        if m and t is not None:
+            out.setdefault((t, "pp"), []).append(float(m.group(1)))
+        m = re.search(r"decode_tok_s=([\d.]+)", line)
+        if m and t is not None:
+            out.setdefault((t, "tg"), []).append(float(m.group(1)))
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
+def fmt(x):
+    return "—" if x is None else f"{x:.1f}"
+
+
+def ratio(a, b):
+    return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}×"
+
+
+def main():
+    out = sys.argv[1]
+    variants = ["Q4_0", "Q4_1", "Q8_0", "F16", "Q4_K_M"]
+    print("| variant | threads | test | Ember t/s | llama.cpp t/s | candle t/s | Ember/llama.cpp | Ember/candle | roofline |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for v in variants:
+        e = load_json(os.path.join(out, f"ember-{v}.json"))
+        l = load_json(os.path.join(out, f"llama-{v}.json"))
+        c = candle(os.path.join(out, f"candle-{v}.txt"))
+        if not e:
+            continue
+        for t in sorted({r["n_threads"] for r in e}):
+            for test in ("pp", "tg"):
+                em, er = pick(e, t, test)
+                lm, _ = pick(l, t, test)
+                cm = c.get((t, test))
+                roof = ""
+                if er is not None and er.get("roofline_ts"):
+                    roof = f"{100 * em / er['roofline_ts']:.0f}% of {er['roofline_ts']:.0f}"
+                print(f"| {v} | {t} | {test}128 | {fmt(em)} | {fmt(lm)} | {fmt(cm)} | {ratio(em, lm)} | {ratio(em, cm)} | {roof} |")
+    try:
+        tt = {}
+        for line in open(os.path.join(out, "ttft.txt")):
+            k, ms = line.split()
+            tt.setdefault(k, []).append(int(ms))
+        print()
+        print("Time to first token (16-token prompt, process start to first token, median of 10):")
+        for k, v in tt.items():
+            print(f"- {k}: {statistics.median(v)} ms")
+    except OSError:
+        pass
+    try:
+        print()
+        print("Peak RSS generating 128 tokens:")
+        for line in open(os.path.join(out, "rss-kb.txt")):
+            k, kb = line.split()
+            print(f"- {k}: {int(kb) / 1024:.1f} MiB")
+    except (OSError, ValueError):
+        pass
+    d16 = load_json(os.path.join(out, "ember-depth16.json"))
+    d1k = load_json(os.path.join(out, "ember-depth1024.json"))
+    if d16 and d1k:
+        print()
+        print("Long context (Ember decode at depth 1024 vs depth 16):")
+        for t in sorted({r["n_threads"] for r in d16}):
+            a, _ = pick(d16, t, "tg", 16)
+            b, _ = pick(d1k, t, "tg", 1024)
+            print(f"- {t} thread(s): {fmt(b)} / {fmt(a)} t/s = {ratio(b, a)}")
+
+
+if __name__ == "__main__":
+    main()
