@@ -305,16 +305,16 @@ pub fn run(a: Args) -> Result<(), Failure> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
     } else {
-        println!("| model | size | params | backend | threads | test | t/s | load ms | peak RSS | roofline |");
-        println!("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        outln!("| model | size | params | backend | threads | test | t/s | load ms | peak RSS | roofline |");
+        outln!("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         for r in &rows {
             let (m, sd) = mean_sd(&r.samples_ts());
             let rl = roof(r)
                 .map(|(b, l)| format!("{:.0}% of {l:.0} t/s ({:.1} GB/s)", 100.0 * m / l, b / 1e9))
                 .unwrap_or_else(|| "".into());
-            println!(
+            outln!(
                 "| {} | {:.2} MiB | {:.2} M | CPU ({}) | {} | {} | {:.2} ± {:.2} | {:.1} | {} | {rl} |",
                 r.model_type,
                 r.size as f64 / 1048576.0,

@@ -1,5 +1,28 @@
 //! `ember`: run quantized GGUF models on small machines.
 
+/// `print!` for command output: a closed stdout (a pipe whose reader quit)
+/// ends the program quietly; another write error is a failure.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut so = std::io::stdout().lock();
+        if let Err(e) = write!(so, $($t)*).and_then(|_| so.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            return Err($crate::Failure::new(format!("writing output: {e}")));
+        }
+    }};
+}
+
+/// `println!` for command output, as [`out!`].
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        out!($($t)*);
+        out!("\n");
+    }};
+}
+
 mod bench;
 mod common;
 mod inspect;

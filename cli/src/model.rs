@@ -62,7 +62,7 @@ fn fetch_default(force: bool) -> Result<PathBuf, Failure> {
 /// `ember pull`.
 pub fn pull(a: PullArgs) -> Result<(), Failure> {
     let p = fetch_default(a.force)?;
-    println!("{}", p.display());
+    outln!("{}", p.display());
     Ok(())
 }
 

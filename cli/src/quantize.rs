@@ -91,6 +91,6 @@ pub fn run(a: Args) -> Result<(), Failure> {
         mib(r.bytes_out),
         r.elapsed.as_secs_f64()
     );
-    println!("{}", a.output.display());
+    outln!("{}", a.output.display());
     Ok(())
 }

@@ -87,7 +87,7 @@ pub fn perplexity(a: PerplexityArgs) -> Result<(), Failure> {
             count += 1;
         }
         if !a.json {
-            print!("[{}]{:.4},", c + 1, (sum / count as f64).exp());
+            out!("[{}]{:.4},", c + 1, (sum / count as f64).exp());
             let _ = std::io::stdout().flush();
         }
     }
@@ -100,13 +100,13 @@ pub fn perplexity(a: PerplexityArgs) -> Result<(), Failure> {
         0.0
     };
     if a.json {
-        println!(
+        outln!(
             "{}",
             json!({"ppl": ppl, "stderr": err, "chunks": n_chunk, "tokens_scored": count})
         );
     } else {
-        println!();
-        println!("Final estimate: PPL = {ppl:.4} +/- {err:.5}");
+        out!("\n");
+        outln!("Final estimate: PPL = {ppl:.4} +/- {err:.5}");
     }
     Ok(())
 }
@@ -195,6 +195,6 @@ pub fn eval(a: EvalArgs) -> Result<(), Failure> {
         "ids": ids,
         "positions": positions,
     });
-    println!("{out}");
+    outln!("{out}");
     Ok(())
 }
