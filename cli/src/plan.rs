@@ -103,38 +103,38 @@ pub fn run(a: Args) -> Result<(), Failure> {
             "mem_budget": a.mem,
             "max_ctx_in_budget": max_ctx.flatten(),
         });
-        println!("{j}");
+        outln!("{j}");
         return Ok(());
     }
     let hp = &l.model.hp;
-    println!("model:          {}", l.path.display());
-    println!(
+    outln!("model:          {}", l.path.display());
+    outln!(
         "architecture:   {} ({} layers, dim {}, heads {}/{}, ff {}, vocab {})",
         hp.arch, hp.n_layer, hp.n_embd, hp.n_head, hp.n_head_kv, hp.n_ff, hp.n_vocab
     );
-    println!(
+    outln!(
         "context:        {} tokens (batch {}, {} threads, KV {:?})",
         p.config.n_ctx, p.config.n_batch, p.config.n_threads, p.config.kv_type
     );
-    println!(
+    outln!(
         "weights mapped: {} (memory map, read in place)",
         mib(p.weights_mapped)
     );
-    println!("KV cache:       {}", mib(p.kv_bytes() as u64));
-    println!("scratch:        {}", mib(p.scratch_bytes() as u64));
-    println!(
+    outln!("KV cache:       {}", mib(p.kv_bytes() as u64));
+    outln!("scratch:        {}", mib(p.scratch_bytes() as u64));
+    outln!(
         "arena:          {} (one allocation, made at load)",
         mib(p.total_bytes() as u64)
     );
-    println!("total:          {}", mib(total));
-    println!(
+    outln!("total:          {}", mib(total));
+    outln!(
         "per token:      {} of weights read",
         mib(l.model.weight_bytes_per_token())
     );
     if let (Some(m), Some(c)) = (a.mem, max_ctx) {
         match c {
-            Some(c) => println!("largest context in {}: {c} tokens", mib(m)),
-            None => println!("the model does not fit in {} at any context", mib(m)),
+            Some(c) => outln!("largest context in {}: {c} tokens", mib(m)),
+            None => outln!("the model does not fit in {} at any context", mib(m)),
         }
     }
     Ok(())
@@ -158,15 +158,15 @@ fn gb(b: u64) -> String {
 fn list_boards(json: bool) -> Result<(), Failure> {
     let boards = Board::list()?;
     if json {
-        println!("{}", json!(boards));
+        outln!("{}", json!(boards));
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<18} {:<31} {:<8} {:>9} {:>9}  description",
         "board", "target", "kernels", "RAM", "GB/s"
     );
     for b in &boards {
-        println!(
+        outln!(
             "{:<18} {:<31} {:<8} {:>9} {:>9}  {}",
             b.name,
             b.build.target,
@@ -176,7 +176,7 @@ fn list_boards(json: bool) -> Result<(), Failure> {
             b.description
         );
     }
-    println!("\nUse one with `ember plan --board NAME`, or give a profile file: `--board my-board.toml` (format: docs/boards.md).");
+    outln!("\nUse one with `ember plan --board NAME`, or give a profile file: `--board my-board.toml` (format: docs/boards.md).");
     Ok(())
 }
 
@@ -218,17 +218,22 @@ fn run_board(a: &Args, board: &Board) -> Result<(), Failure> {
                 json!(board.run.recommended_quant),
             );
         }
-        println!("{j}");
+        outln!("{j}");
         return Ok(());
     }
-    print_estimate(board, &e, &l.path, &weight_type);
+    print_estimate(board, &e, &l.path, &weight_type)?;
     Ok(())
 }
 
-fn print_estimate(board: &Board, e: &Estimate, model: &std::path::Path, weight_type: &str) {
+fn print_estimate(
+    board: &Board,
+    e: &Estimate,
+    model: &std::path::Path,
+    weight_type: &str,
+) -> Result<(), Failure> {
     let fp = &e.footprint;
-    println!("board:     {} ({})", board.name, board.description);
-    println!("model:     {} ({weight_type} matrices)", model.display());
+    outln!("board:     {} ({})", board.name, board.description);
+    outln!("model:     {} ({weight_type} matrices)", model.display());
     let tuned = if board.build.optimized_rustflags.is_empty() {
         String::new()
     } else {
@@ -237,12 +242,12 @@ fn print_estimate(board: &Board, e: &Estimate, model: &std::path::Path, weight_t
             board.build.optimized_rustflags
         )
     };
-    println!("build:     --target {}{tuned}", board.build.target);
-    println!(
+    outln!("build:     --target {}{tuned}", board.build.target);
+    outln!(
         "kernels:   {} on {} ({} threads of {} cores)",
         e.kernel_tier, board.cpu.model, e.n_threads, board.cpu.cores
     );
-    println!(
+    outln!(
         "memory:    {} weights (mapped) + {} KV cache ({} tokens, {:?}) + {} scratch = {}",
         mib(fp.weights_mapped),
         mib(fp.kv_bytes),
@@ -256,14 +261,14 @@ fn print_estimate(board: &Board, e: &Estimate, model: &std::path::Path, weight_t
     } else {
         ""
     };
-    println!(
+    outln!(
         "budget:    {} ({} RAM less {} for the OS{limit})",
         mib(e.budget_bytes),
         gb(e.ram_bytes),
         gb(e.os_reserve_bytes)
     );
     if let Some(t) = e.n_ctx_train.filter(|&t| e.n_ctx > t) {
-        println!(
+        outln!(
             "note:      {} tokens is past the model's training context ({t}); quality degrades past it",
             e.n_ctx
         );
@@ -275,30 +280,31 @@ fn print_estimate(board: &Board, e: &Estimate, model: &std::path::Path, weight_t
     };
     match &e.problem {
         None => {
-            println!(
+            outln!(
                 "fits:      yes, {} free at {} tokens",
                 mib(e.budget_bytes - e.total_bytes),
                 e.n_ctx
             );
-            println!("largest context that fits: {largest}");
+            outln!("largest context that fits: {largest}");
         }
         Some(p) => {
-            println!("fits:      NO at {} tokens: {p}", e.n_ctx);
-            println!("largest context that fits: {largest}");
+            outln!("fits:      NO at {} tokens: {p}", e.n_ctx);
+            outln!("largest context that fits: {largest}");
         }
     }
-    println!(
+    outln!(
         "decode:    ~{:.1} tok/s at the start of the context, ~{:.1} tok/s with all {} tokens in the KV cache",
         e.decode_tok_s, e.decode_tok_s_full_ctx, e.n_ctx
     );
-    println!(
+    outln!(
         "           ({} GB/s x {:.0}% / {} of weights per token)",
         e.bandwidth_gbps,
         e.decode_efficiency * 100.0,
         mib(fp.weight_bytes_per_token)
     );
-    println!("assuming:  {}", e.assumption);
+    outln!("assuming:  {}", e.assumption);
     if let Some(q) = &board.run.recommended_quant {
-        println!("quant:     {q} recommended for this board (this model: {weight_type})");
+        outln!("quant:     {q} recommended for this board (this model: {weight_type})");
     }
+    Ok(())
 }
