@@ -43,16 +43,25 @@ pub struct Args {
     roofline: bool,
 }
 
+/// Physical memory in bytes (Linux: MemTotal), if known.
+fn mem_total() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
 /// Read bandwidth in bytes/s with `threads` threads: best of 5 passes over a
-/// 512 MiB buffer (far beyond any cache), each thread summing its own part.
+/// 512 MiB buffer (beyond the caches of the machines Ember targets; a quarter
+/// of RAM on a board with less than 2 GiB), each thread summing its own part.
 pub fn read_bandwidth(threads: usize) -> f64 {
-    const SIZE: usize = 512 << 20;
-    let buf: Vec<u8> = (0..SIZE).map(|i| i as u8).collect();
+    let quarter = mem_total().map(|m| (m / 4) as usize).unwrap_or(usize::MAX);
+    let size: usize = (512usize << 20).min(quarter).max(16 << 20);
+    let buf: Vec<u8> = (0..size).map(|i| i as u8).collect();
     let mut best = f64::INFINITY;
     let mut sink = 0u64;
     for _ in 0..5 {
         let t = Instant::now();
-        let part = SIZE / threads;
+        let part = size.div_ceil(threads);
         sink = sink.wrapping_add(std::thread::scope(|s| {
             let hs: Vec<_> = buf
                 .chunks(part)
@@ -65,7 +74,7 @@ pub fn read_bandwidth(threads: usize) -> f64 {
         best = best.min(t.elapsed().as_secs_f64());
     }
     std::hint::black_box(sink);
-    SIZE as f64 / best
+    size as f64 / best
 }
 
 /// Peak resident set size of this process in bytes (Linux: VmHWM), if known.
