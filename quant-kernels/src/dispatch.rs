@@ -356,6 +356,35 @@ pub(crate) fn kernels(t: Tier, ty: GgmlType) -> Option<Kernels> {
     None
 }
 
+/// [`kernels`], memoized per (tier, type) with `std`: the lookup runs on
+/// every `vec_dot`/`gemv`/`gemm` call (attention makes millions of short
+/// `vec_dot` calls per prompt).
+pub(crate) fn kernels_cached(t: Tier, ty: GgmlType) -> Option<Kernels> {
+    #[cfg(feature = "std")]
+    {
+        /// Type ids below this are cached (all of ggml's are).
+        const IDS: usize = 64;
+        type Table = [[Option<Kernels>; IDS]; Tier::ALL.len()];
+        static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+        let id = ty.id() as usize;
+        if let (true, Some(ti)) = (id < IDS, Tier::ALL.iter().position(|&x| x == t)) {
+            let tab = TABLE.get_or_init(|| {
+                let mut tab: Table = [[None; IDS]; Tier::ALL.len()];
+                for (row, &tt) in tab.iter_mut().zip(Tier::ALL.iter()) {
+                    for &ty in crate::ALL_TYPES {
+                        if let Some(e) = row.get_mut(ty.id() as usize) {
+                            *e = kernels(tt, ty);
+                        }
+                    }
+                }
+                tab
+            });
+            return tab[ti][id];
+        }
+    }
+    kernels(t, ty)
+}
+
 fn tier_kernels(t: Tier, ty: GgmlType) -> Option<Kernels> {
     match t {
         Tier::Scalar => scalar::vec_dot_fn(ty).map(Kernels::dot),

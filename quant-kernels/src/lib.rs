@@ -104,7 +104,7 @@ fn plan(t: Tier, ty: GgmlType, k: usize) -> Result<Plan, Error> {
     dispatch::check_tier(t)?;
     let unsupported = Error::Unsupported { ty, op: "dot" };
     let xt = vec_dot_type(ty).ok_or(unsupported.clone())?;
-    let kern = dispatch::kernels(t, ty).ok_or(unsupported)?;
+    let kern = dispatch::kernels_cached(t, ty).ok_or(unsupported)?;
     let w_row = row_bytes(ty, k)?;
     let x_row = row_bytes(xt, k)?;
     Ok(Plan {

@@ -1,8 +1,11 @@
 //! AVX-512 tier (F + BW + VL; VNNI where present): the kernel table.
 //!
-//! The integer kernels use `vpdpbusd` on 256-bit vectors (AVX-512 VL +
-//! VNNI) with the 32-register file for bigger gemm tiles; without VNNI the
-//! integer formats fall back to the AVX2 tier.
+//! Prompt-batch gemm: [`zgemm`] (one zmm lane per weight row, `vpdpbusd`
+//! on 512-bit vectors, unpacked weight strips reused across columns) for
+//! Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and Q6_K with VNNI, and its f32-FMA
+//! F16 gemm. vec_dot / gemv of the legacy formats use `vpdpbusd` on 256-bit
+//! vectors (AVX-512 VL + VNNI); F16 vec_dot / gemv use 512-bit FMAs with
+//! masked tails. Without VNNI the integer formats fall back to the AVX2 tier.
 //!
 //! Soundness: the `#[target_feature]` functions here are only reachable
 //! through the safe wrappers, and those only through [`kernels`], which
@@ -10,12 +13,11 @@
 
 use super::isa::Vnni;
 use super::legacy::{self, Legacy};
+use super::zgemm;
 use crate::blocks::blocks;
 use crate::dispatch::Kernels;
 use crate::GgmlType;
 
-const GEMM_R: usize = 4;
-const GEMM_C: usize = 4;
 const GEMV_R: usize = 4;
 
 /// This tier's kernels for weights of type `ty`; `None` if it has none of
@@ -26,24 +28,61 @@ pub(crate) fn kernels(ty: GgmlType) -> Option<Kernels> {
     }
     let vnni = super::has("avx512vnni");
     Some(match ty {
-        GgmlType::Q4_0 if vnni => legacy_kernels::<legacy::Q4_0, GEMM_R, GEMM_C>(),
-        GgmlType::Q4_1 if vnni => legacy_kernels::<legacy::Q4_1, 4, 2>(),
-        GgmlType::Q5_0 if vnni => legacy_kernels::<legacy::Q5_0, GEMM_R, GEMM_C>(),
-        GgmlType::Q5_1 if vnni => legacy_kernels::<legacy::Q5_1, 4, 2>(),
-        GgmlType::Q8_0 if vnni => legacy_kernels::<legacy::Q8_0, GEMM_R, GEMM_C>(),
+        GgmlType::Q4_0 if vnni => legacy_kernels::<legacy::Q4_0, zgemm::Q4_0>(),
+        GgmlType::Q4_1 if vnni => legacy_kernels::<legacy::Q4_1, zgemm::Q4_1>(),
+        GgmlType::Q5_0 if vnni => legacy_kernels::<legacy::Q5_0, zgemm::Q5_0>(),
+        GgmlType::Q5_1 if vnni => legacy_kernels::<legacy::Q5_1, zgemm::Q5_1>(),
+        GgmlType::Q8_0 if vnni => legacy_kernels::<legacy::Q8_0, zgemm::Q8_0>(),
+        // vec_dot / gemv from the AVX2 tier, the batched gemm from here.
+        GgmlType::Q4_K if vnni => Kernels {
+            gemm: Some(z_gemm::<zgemm::Q4K>),
+            ..super::avx2::kernels(ty)?
+        },
+        GgmlType::Q6_K if vnni => Kernels {
+            gemm: Some(z_gemm::<zgemm::Q6K>),
+            ..super::avx2::kernels(ty)?
+        },
+        GgmlType::F16 => Kernels {
+            vec_dot: f16_dot,
+            gemv: Some(f16_gemv),
+            gemm: Some(f16_gemm),
+        },
         _ => return None,
     })
 }
 
-/// Legacy-format kernels; only handed out with VNNI.
-/// `R × C`: the gemm tile (smaller for the formats with a min term, whose
-/// extra accumulators would spill).
-fn legacy_kernels<F: Legacy, const R: usize, const C: usize>() -> Kernels {
+fn f16_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier;
+    // both rows hold 2n bytes (validated by the caller).
+    unsafe { zgemm::vec_dot_f16(n, w, x) }
+}
+
+fn f16_gemv(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
+    // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier;
+    // sizes validated by the caller.
+    unsafe { zgemm::gemv_f16(k, w, x, y) }
+}
+
+fn f16_gemm(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
+    // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier
+    // (all `gemm_f16` needs); sizes validated by the caller.
+    unsafe { zgemm::gemm_f16(k, w, x, n, y) }
+}
+
+/// Legacy-format kernels; only handed out with VNNI. gemm is the
+/// row-per-lane kernel of [`zgemm`] (`Z`).
+fn legacy_kernels<F: Legacy, Z: zgemm::ZFormat>() -> Kernels {
     Kernels {
         vec_dot: legacy_dot::<F>,
         gemv: Some(legacy_gemv::<F>),
-        gemm: Some(legacy_gemm::<F, R, C>),
+        gemm: Some(z_gemm::<Z>),
     }
+}
+
+fn z_gemm<Z: zgemm::ZFormat>(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
+    // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier and
+    // VNNI; sizes validated by the caller.
+    unsafe { zgemm::gemm::<Z>(k, w, x, n, y) }
 }
 
 fn legacy_dot<F: Legacy>(_n: usize, w: &[u8], x: &[u8]) -> f32 {
@@ -55,18 +94,6 @@ fn legacy_gemv<F: Legacy>(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
     // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier and
     // VNNI; sizes validated by the caller.
     unsafe { legacy_gemm_t::<F, GEMV_R, 1>(k, w, x, 1, y) }
-}
-
-fn legacy_gemm<F: Legacy, const R: usize, const C: usize>(
-    k: usize,
-    w: &[u8],
-    x: &[u8],
-    n: usize,
-    y: &mut [f32],
-) {
-    // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier and
-    // VNNI; sizes validated by the caller.
-    unsafe { legacy_gemm_t::<F, R, C>(k, w, x, n, y) }
 }
 
 /// # Safety

@@ -7,6 +7,7 @@ mod isa;
 mod kquants;
 mod legacy;
 mod quant;
+mod zgemm;
 #[cfg(test)]
 mod tests;
 

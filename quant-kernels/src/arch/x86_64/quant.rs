@@ -36,13 +36,10 @@ unsafe fn load8(p: *const f32) -> __m256 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn hmax_ps(x: __m256) -> f32 {
-    // SAFETY: avx available (caller).
-    unsafe {
-        let r = _mm_max_ps(_mm256_extractf128_ps::<1>(x), _mm256_castps256_ps128(x));
-        let r = _mm_max_ps(r, _mm_movehl_ps(r, r));
-        let r = _mm_max_ss(r, _mm_movehdup_ps(r));
-        _mm_cvtss_f32(r)
-    }
+    let r = _mm_max_ps(_mm256_extractf128_ps::<1>(x), _mm256_castps256_ps128(x));
+    let r = _mm_max_ps(r, _mm_movehl_ps(r, r));
+    let r = _mm_max_ss(r, _mm_movehdup_ps(r));
+    _mm_cvtss_f32(r)
 }
 
 /// `|x|`.
@@ -52,8 +49,7 @@ unsafe fn hmax_ps(x: __m256) -> f32 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn abs_ps(x: __m256) -> __m256 {
-    // SAFETY: avx available (caller).
-    unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), x) }
+    _mm256_andnot_ps(_mm256_set1_ps(-0.0), x)
 }
 
 /// `roundf(v) as i8` per lane (as i32 lanes): half away from zero,
@@ -64,21 +60,18 @@ unsafe fn abs_ps(x: __m256) -> __m256 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn roundf_i8(v: __m256) -> __m256i {
-    // SAFETY: avx available (caller).
-    unsafe {
-        let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
-        let f = _mm256_sub_ps(v, t); // exact
-        let one = _mm256_set1_ps(1.0);
-        let up = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(f, _mm256_set1_ps(0.5)), one);
-        let dn = _mm256_and_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(f, _mm256_set1_ps(-0.5)), one);
-        let r = _mm256_sub_ps(_mm256_add_ps(t, up), dn);
-        let r = _mm256_min_ps(
-            _mm256_max_ps(r, _mm256_set1_ps(-128.0)),
-            _mm256_set1_ps(127.0),
-        );
-        let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(v, v));
-        _mm256_cvttps_epi32(r)
-    }
+    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+    let f = _mm256_sub_ps(v, t); // exact
+    let one = _mm256_set1_ps(1.0);
+    let up = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(f, _mm256_set1_ps(0.5)), one);
+    let dn = _mm256_and_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(f, _mm256_set1_ps(-0.5)), one);
+    let r = _mm256_sub_ps(_mm256_add_ps(t, up), dn);
+    let r = _mm256_min_ps(
+        _mm256_max_ps(r, _mm256_set1_ps(-128.0)),
+        _mm256_set1_ps(127.0),
+    );
+    let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(v, v));
+    _mm256_cvttps_epi32(r)
 }
 
 /// Packs 4×8 i32 lanes in `[-128, 127]` into 32 bytes in order.
@@ -88,13 +81,10 @@ unsafe fn roundf_i8(v: __m256) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn pack_i8(q: [__m256i; 4]) -> __m256i {
-    // SAFETY: avx2 available (caller).
-    unsafe {
-        let a = _mm256_packs_epi32(q[0], q[1]);
-        let b = _mm256_packs_epi32(q[2], q[3]);
-        let c = _mm256_packs_epi16(a, b);
-        _mm256_permutevar8x32_epi32(c, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
-    }
+    let a = _mm256_packs_epi32(q[0], q[1]);
+    let b = _mm256_packs_epi32(q[2], q[3]);
+    let c = _mm256_packs_epi16(a, b);
+    _mm256_permutevar8x32_epi32(c, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
 }
 
 /// `1 / d`, or 0 for `d == 0` (as the reference).
