@@ -406,12 +406,15 @@ impl Shared<'_> {
         let vb: &[u8] = bytemuck::cast_slice(&kv.1[..]);
         let mut out = lock(&self.outs[tid]);
         let mut att = lock(&self.atts[tid]);
-        let (scores, rest) = att.split_at_mut(n_ctx);
+        let n_pad = n_ctx.next_multiple_of(V_CHUNK);
+        let (scores, rest) = att.split_at_mut(n_pad);
         let (qconv, rest) = rest.split_at_mut(hd);
-        let (pconv, _) = rest.split_at_mut(n_ctx);
+        let (tmp, rest) = rest.split_at_mut(hd);
+        let (pconv, _) = rest.split_at_mut(n_pad);
         let qbytes: &mut [u8] = bytemuck::cast_slice_mut(qconv);
         let pbytes: &mut [u8] = bytemuck::cast_slice_mut(pconv);
         let p0 = pairs.start;
+        let n_chunks = n_pad / V_CHUNK;
         for p in pairs {
             let (i, h) = (p / n_head, p % n_head);
             let kvh = h / group;
@@ -425,18 +428,36 @@ impl Shared<'_> {
             let s = &mut scores[..len];
             ember_quant::gemv(kv_t.ggml(), &kb[kbase..kbase + len * hd * es], hd, 0..len, qb, s)?;
             ops::softmax(s, scale);
-            // Values, transposed: [layer][kvh][dim][pos].
-            let pb = &mut pbytes[..len * es];
-            to_kv(kv_t, s, pb)?;
-            let vbase = ((layer * hp.n_head_kv + kvh) * hd) * n_ctx * es;
+            // Probabilities in the cache's type, zero up to a whole chunk.
+            let used = len.div_ceil(V_CHUNK);
+            let padded = &mut scores[..used * V_CHUNK];
+            padded[len..].fill(0.0);
+            let pb = &mut pbytes[..used * V_CHUNK * es];
+            to_kv(kv_t, padded, pb)?;
+            // Values, transposed in chunks: [layer][kvh][chunk][dim][V_CHUNK];
+            // one matrix-vector product per chunk.
             let o = &mut out[(p - p0) * hd..(p - p0 + 1) * hd];
-            for (dim, od) in o.iter_mut().enumerate() {
-                let row = vbase + dim * n_ctx * es;
-                *od = ember_quant::vec_dot(kv_t.ggml(), len, &vb[row..row + len * es], pb)?;
+            o.fill(0.0);
+            let head = (layer * hp.n_head_kv + kvh) * n_chunks;
+            for c in 0..used {
+                let base = (head + c) * hd * V_CHUNK * es;
+                let x = &pb[c * V_CHUNK * es..(c + 1) * V_CHUNK * es];
+                let vmat = &vb[base..base + hd * V_CHUNK * es];
+                ember_quant::gemv(kv_t.ggml(), vmat, V_CHUNK, 0..hd, x, tmp)?;
+                ops::add(o, tmp);
             }
         }
         Ok(())
     }
+}
+
+/// Positions per chunk of the transposed value cache.
+pub const V_CHUNK: usize = 64;
+
+/// Index of value element (`pos`, `dim`) of KV head `h` in `layer`, in the
+/// chunked, transposed layout `[layer][kvh][chunk][dim][V_CHUNK]`.
+fn v_index(layer: usize, nkv: usize, h: usize, n_chunks: usize, hd: usize, pos: usize, dim: usize) -> usize {
+    ((((layer * nkv + h) * n_chunks + pos / V_CHUNK) * hd + dim) * V_CHUNK) + pos % V_CHUNK
 }
 
 /// Converts f32 values to the KV cache's element type.
@@ -749,33 +770,39 @@ impl Exec<'_, '_> {
         let hp = &sh.model.hp;
         let (hd, kvd, nkv) = (hp.head_dim, hp.kv_dim(), hp.n_head_kv);
         let n_ctx = sh.plan.config.n_ctx;
+        let n_chunks = n_ctx.div_ceil(V_CHUNK);
         let mut kv = write(&sh.kv);
         let (kc, vc) = &mut *kv;
-        match sh.plan.config.kv_type {
-            KvType::F32 => {
-                for j in 0..n {
-                    for h in 0..nkv {
-                        let kbase = ((layer * nkv + h) * n_ctx + pos0 + j) * hd;
-                        kc[kbase..kbase + hd].copy_from_slice(&self.k[j * kvd + h * hd..j * kvd + (h + 1) * hd]);
-                        for dim in 0..hd {
-                            vc[((layer * nkv + h) * hd + dim) * n_ctx + pos0 + j] = self.v[j * kvd + h * hd + dim];
-                        }
-                    }
+        let f16 = sh.plan.config.kv_type == KvType::F16;
+        for j in 0..n {
+            let pos = pos0 + j;
+            for h in 0..nkv {
+                let kbase = ((layer * nkv + h) * n_ctx + pos) * hd;
+                let src = &self.k[j * kvd + h * hd..j * kvd + (h + 1) * hd];
+                let vsrc = &self.v[j * kvd + h * hd..j * kvd + (h + 1) * hd];
+                if f16 {
+                    let kc: &mut [u16] = bytemuck::cast_slice_mut(&mut kc[..]);
+                    let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut kc[kbase..kbase + hd]);
+                    ember_quant::quantize_row(GgmlType::F16, src, dst)?;
+                } else {
+                    kc[kbase..kbase + hd].copy_from_slice(src);
                 }
-            }
-            KvType::F16 => {
-                let kc: &mut [u16] = bytemuck::cast_slice_mut(&mut kc[..]);
-                let vc: &mut [u16] = bytemuck::cast_slice_mut(&mut vc[..]);
-                for j in 0..n {
-                    for h in 0..nkv {
-                        let kbase = ((layer * nkv + h) * n_ctx + pos0 + j) * hd;
-                        let src = &self.k[j * kvd + h * hd..j * kvd + (h + 1) * hd];
-                        let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut kc[kbase..kbase + hd]);
-                        ember_quant::quantize_row(GgmlType::F16, src, dst)?;
-                        for dim in 0..hd {
-                            let val = half::f16::from_f32(self.v[j * kvd + h * hd + dim]);
-                            vc[((layer * nkv + h) * hd + dim) * n_ctx + pos0 + j] = val.to_bits();
+                // A new chunk starts clean, so that positions past the end
+                // (weighted by zero) never hold stale values.
+                let fresh = pos % V_CHUNK == 0;
+                for (dim, &val) in vsrc.iter().enumerate() {
+                    let at = v_index(layer, nkv, h, n_chunks, hd, pos, dim);
+                    if f16 {
+                        let vc: &mut [u16] = bytemuck::cast_slice_mut(&mut vc[..]);
+                        if fresh {
+                            vc[at..at + V_CHUNK].fill(0);
                         }
+                        vc[at] = half::f16::from_f32(val).to_bits();
+                    } else {
+                        if fresh {
+                            vc[at..at + V_CHUNK].fill(0.0);
+                        }
+                        vc[at] = val;
                     }
                 }
             }

@@ -168,11 +168,12 @@ impl Plan {
         // Attention output of a thread's (token, head) pairs.
         out = out.max(n_batch * hp.n_head * hp.head_dim);
         // Attention scratch: scores over the context, one head's query and value rows.
-        let att = 2 * config.n_ctx + 2 * hp.head_dim + 64;
+        let n_pad = config.n_ctx.next_multiple_of(crate::exec::V_CHUNK);
+        let att = 2 * n_pad + 2 * hp.head_dim + 64;
 
         let kv = hp
             .n_layer
-            .checked_mul(config.n_ctx)
+            .checked_mul(n_pad)
             .and_then(|x| x.checked_mul(kvd))
             .and_then(|x| x.checked_mul(config.kv_type.size()))
             .map(|b| b.div_ceil(4))
