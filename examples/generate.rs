@@ -44,10 +44,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.write_all(piece.as_bytes()).is_ok() && out.flush().is_ok()
     })?;
     writeln!(out)?;
-    eprintln!(
-        "{} tokens at {:.1} tok/s",
-        stats.n_gen,
-        stats.gen_tps()
-    );
+    eprintln!("{} tokens at {:.1} tok/s", stats.n_gen, stats.gen_tps());
     Ok(())
 }

@@ -149,7 +149,12 @@ fn tokens(n: usize, n_vocab: usize, seed: u64) -> Vec<u32> {
         .collect()
 }
 
-fn bench_model(path: &PathBuf, a: &Args, threads: &[usize], rows: &mut Vec<Row>) -> Result<(), Failure> {
+fn bench_model(
+    path: &PathBuf,
+    a: &Args,
+    threads: &[usize],
+    rows: &mut Vec<Row>,
+) -> Result<(), Failure> {
     let t0 = Instant::now();
     let model = Model::open(path).map_err(|e| crate::common::file_failure(path, e))?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -240,7 +245,10 @@ pub fn run(a: Args) -> Result<(), Failure> {
     let tier = tier()?;
     let json_out = a.json || a.output == "json";
     if !json_out && a.output != "md" {
-        return Err(Failure::new(format!("unknown output format `{}` (use md or json)", a.output)));
+        return Err(Failure::new(format!(
+            "unknown output format `{}` (use md or json)",
+            a.output
+        )));
     }
     if a.reps == 0 {
         return Err(Failure::new("-r must be at least 1"));

@@ -56,8 +56,8 @@ impl ModelOpts {
         // thread while the tokenizer is built on this one.
         let (m, tok) = std::thread::scope(|s| {
             let weights = s.spawn(|| Model::open(&path));
-            let tok = ember::gguf::GgufFile::open(&path)
-                .and_then(|f| Tokenizer::from_gguf(&f.parse()?));
+            let tok =
+                ember::gguf::GgufFile::open(&path).and_then(|f| Tokenizer::from_gguf(&f.parse()?));
             let m = weights.join().unwrap_or_else(|_| {
                 Err(ember::Error::Input("the model loader thread failed".into()))
             });
@@ -84,7 +84,8 @@ pub fn file_failure(path: &std::path::Path, e: ember::Error) -> Failure {
 
 /// Reads a prompt file, which must be UTF-8.
 pub fn read_text_file(path: &std::path::Path) -> Result<String, Failure> {
-    let bytes = std::fs::read(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
     String::from_utf8(bytes).map_err(|e| {
         Failure::new(format!(
             "{}: not valid UTF-8 (at byte {}); save it as UTF-8",

@@ -110,11 +110,20 @@ pub fn run(a: Args) -> Result<(), Failure> {
     outln!("model:          {}", l.path.display());
     outln!(
         "architecture:   {} ({} layers, dim {}, heads {}/{}, ff {}, vocab {})",
-        hp.arch, hp.n_layer, hp.n_embd, hp.n_head, hp.n_head_kv, hp.n_ff, hp.n_vocab
+        hp.arch,
+        hp.n_layer,
+        hp.n_embd,
+        hp.n_head,
+        hp.n_head_kv,
+        hp.n_ff,
+        hp.n_vocab
     );
     outln!(
         "context:        {} tokens (batch {}, {} threads, KV {:?})",
-        p.config.n_ctx, p.config.n_batch, p.config.n_threads, p.config.kv_type
+        p.config.n_ctx,
+        p.config.n_batch,
+        p.config.n_threads,
+        p.config.kv_type
     );
     outln!(
         "weights mapped: {} (memory map, read in place)",
@@ -163,7 +172,11 @@ fn list_boards(json: bool) -> Result<(), Failure> {
     }
     outln!(
         "{:<18} {:<31} {:<8} {:>9} {:>9}  description",
-        "board", "target", "kernels", "RAM", "GB/s"
+        "board",
+        "target",
+        "kernels",
+        "RAM",
+        "GB/s"
     );
     for b in &boards {
         outln!(
@@ -245,7 +258,10 @@ fn print_estimate(
     outln!("build:     --target {}{tuned}", board.build.target);
     outln!(
         "kernels:   {} on {} ({} threads of {} cores)",
-        e.kernel_tier, board.cpu.model, e.n_threads, board.cpu.cores
+        e.kernel_tier,
+        board.cpu.model,
+        e.n_threads,
+        board.cpu.cores
     );
     outln!(
         "memory:    {} weights (mapped) + {} KV cache ({} tokens, {:?}) + {} scratch = {}",

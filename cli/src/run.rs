@@ -162,8 +162,12 @@ pub fn run(a: RunArgs) -> Result<(), Failure> {
         ignore_eos: a.ignore_eos,
         eog: l.tok.eog_ids(),
     };
-    let st = generate(&mut session, &ids, &params, &mut sampler, &mut |t| {
-        match dec.push(&l.tok, t) {
+    let st = generate(
+        &mut session,
+        &ids,
+        &params,
+        &mut sampler,
+        &mut |t| match dec.push(&l.tok, t) {
             Ok(s) => {
                 if let Err(e) = out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
                     write_err = Some(e);
@@ -172,8 +176,8 @@ pub fn run(a: RunArgs) -> Result<(), Failure> {
                 true
             }
             Err(_) => true,
-        }
-    });
+        },
+    );
     let _ = out.write_all(dec.finish().as_bytes());
     let _ = out.flush();
     let st = st?;
@@ -229,7 +233,11 @@ pub fn chat(a: ChatArgs) -> Result<(), Failure> {
     }
     // Token ids now in the KV cache, to reuse the shared prefix each turn.
     let mut cached: Vec<u32> = Vec::new();
-    eprintln!("ember: chatting with {} (template: {:?}); empty line or Ctrl-D to quit", l.path.display(), template.family());
+    eprintln!(
+        "ember: chatting with {} (template: {:?}); empty line or Ctrl-D to quit",
+        l.path.display(),
+        template.family()
+    );
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
@@ -262,14 +270,20 @@ pub fn chat(a: ChatArgs) -> Result<(), Failure> {
         let mut reply_ids = Vec::new();
         let out = std::io::stdout();
         let mut out = out.lock();
-        let st = generate(&mut session, &ids[common..], &params, &mut sampler, &mut |t| {
-            reply_ids.push(t);
-            if let Ok(s) = dec.push(&l.tok, t) {
-                let _ = out.write_all(s.as_bytes());
-                let _ = out.flush();
-            }
-            true
-        })?;
+        let st = generate(
+            &mut session,
+            &ids[common..],
+            &params,
+            &mut sampler,
+            &mut |t| {
+                reply_ids.push(t);
+                if let Ok(s) = dec.push(&l.tok, t) {
+                    let _ = out.write_all(s.as_bytes());
+                    let _ = out.flush();
+                }
+                true
+            },
+        )?;
         let _ = out.write_all(dec.finish().as_bytes());
         let _ = writeln!(out);
         let _ = out.flush();

@@ -9,7 +9,11 @@ fn ember() -> Command {
 }
 
 fn run(args: &[&str]) -> Output {
-    ember().args(args).stdin(Stdio::null()).output().expect("run ember")
+    ember()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ember")
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -26,7 +30,10 @@ fn assert_one_line_error(o: &Output, needle: &str) {
     assert_eq!(lines.len(), 1, "expected one line, got: {err}");
     assert!(lines[0].starts_with("ember: "), "{err}");
     assert!(lines[0].contains(needle), "expected {needle:?} in: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
 }
 
 fn default_model() -> Option<PathBuf> {
@@ -63,8 +70,10 @@ fn tiny_model(path: &Path, arch: &str, ty: ember::GgmlType) {
     w.kv_str("general.architecture", arch).unwrap();
     w.kv_u32(&format!("{arch}.block_count"), 1).unwrap();
     w.kv_u32(&format!("{arch}.embedding_length"), 256).unwrap();
-    w.kv_u32(&format!("{arch}.attention.head_count"), 1).unwrap();
-    w.kv_u32(&format!("{arch}.feed_forward_length"), 32).unwrap();
+    w.kv_u32(&format!("{arch}.attention.head_count"), 1)
+        .unwrap();
+    w.kv_u32(&format!("{arch}.feed_forward_length"), 32)
+        .unwrap();
     w.kv_str("tokenizer.ggml.model", "gpt2").unwrap();
     w.kv_str_array("tokenizer.ggml.tokens", &["a", "b"]);
     w.kv_str_array("tokenizer.ggml.merges", &["a b"]);
@@ -99,21 +108,48 @@ fn unsupported_tensor_type() {
 fn prompt_longer_than_context() {
     let Some(m) = default_model() else { return };
     let long = "word ".repeat(100);
-    let o = run(&["run", "-m", m.to_str().unwrap(), "-p", &long, "-c", "32", "-n", "1"]);
+    let o = run(&[
+        "run",
+        "-m",
+        m.to_str().unwrap(),
+        "-p",
+        &long,
+        "-c",
+        "32",
+        "-n",
+        "1",
+    ]);
     assert_one_line_error(&o, "longer than the context");
 }
 
 #[test]
 fn n_predict_past_context() {
     let Some(m) = default_model() else { return };
-    let o = run(&["run", "-m", m.to_str().unwrap(), "-p", "Hello", "-c", "64", "-n", "100"]);
+    let o = run(&[
+        "run",
+        "-m",
+        m.to_str().unwrap(),
+        "-p",
+        "Hello",
+        "-c",
+        "64",
+        "-n",
+        "100",
+    ]);
     assert_one_line_error(&o, "past the context");
 }
 
 #[test]
 fn token_id_out_of_range() {
     let Some(m) = default_model() else { return };
-    let o = run(&["eval", "-m", m.to_str().unwrap(), "--ids", "1,2,999999", "--json"]);
+    let o = run(&[
+        "eval",
+        "-m",
+        m.to_str().unwrap(),
+        "--ids",
+        "1,2,999999",
+        "--json",
+    ]);
     assert_one_line_error(&o, "token id 999999 out of range");
 }
 
@@ -128,7 +164,11 @@ fn non_utf8_prompt_file() {
 
 #[test]
 fn forced_tier_the_cpu_lacks_is_a_clear_error() {
-    let tier = if cfg!(target_arch = "x86_64") { "neon" } else { "avx2" };
+    let tier = if cfg!(target_arch = "x86_64") {
+        "neon"
+    } else {
+        "avx2"
+    };
     let o = ember()
         .args(["run", "-p", "hi", "-m", "/nonexistent.gguf"])
         .env("EMBER_KERNELS", tier)
@@ -141,22 +181,57 @@ fn forced_tier_the_cpu_lacks_is_a_clear_error() {
 fn greedy_run_is_deterministic_and_seeded_sampling_repeats() {
     let Some(m) = default_model() else { return };
     let m = m.to_str().unwrap();
-    let args = ["run", "-m", m, "-p", "Once upon a time", "-n", "16", "--temp", "0", "--no-display-prompt"];
+    let args = [
+        "run",
+        "-m",
+        m,
+        "-p",
+        "Once upon a time",
+        "-n",
+        "16",
+        "--temp",
+        "0",
+        "--no-display-prompt",
+    ];
     let a = run(&args);
     let b = run(&args);
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
     assert_eq!(a.stdout, b.stdout);
     assert!(!a.stdout.is_empty());
     let err = String::from_utf8_lossy(&a.stderr);
-    assert!(err.contains("tok/s") && err.contains("kernels "), "summary missing: {err}");
-    let seeded = ["run", "-m", m, "-p", "Once upon a time", "-n", "16", "--seed", "7", "--temp", "1.0"];
+    assert!(
+        err.contains("tok/s") && err.contains("kernels "),
+        "summary missing: {err}"
+    );
+    let seeded = [
+        "run",
+        "-m",
+        m,
+        "-p",
+        "Once upon a time",
+        "-n",
+        "16",
+        "--seed",
+        "7",
+        "--temp",
+        "1.0",
+    ];
     assert_eq!(run(&seeded).stdout, run(&seeded).stdout);
 }
 
 #[test]
 fn eval_json_has_the_documented_fields() {
     let Some(m) = default_model() else { return };
-    let o = run(&["eval", "-m", m.to_str().unwrap(), "--ids", "19556,905,28", "--top", "3", "--json"]);
+    let o = run(&[
+        "eval",
+        "-m",
+        m.to_str().unwrap(),
+        "--ids",
+        "19556,905,28",
+        "--top",
+        "3",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ids"], serde_json::json!([19556, 905, 28]));
@@ -194,7 +269,10 @@ fn chat_answers_and_quits_on_empty_line() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("Paris"), "{out}");
-    assert!(out.lines().filter(|l| !l.trim().is_empty()).count() >= 2, "{out}");
+    assert!(
+        out.lines().filter(|l| !l.trim().is_empty()).count() >= 2,
+        "{out}"
+    );
 }
 
 #[test]
@@ -206,7 +284,18 @@ fn perplexity_json() {
     )
     .unwrap();
     std::fs::write(&p, &text).unwrap();
-    let o = run(&["perplexity", "-m", m.to_str().unwrap(), "-f", p.to_str().unwrap(), "-c", "128", "--chunks", "2", "--json"]);
+    let o = run(&[
+        "perplexity",
+        "-m",
+        m.to_str().unwrap(),
+        "-f",
+        p.to_str().unwrap(),
+        "-c",
+        "128",
+        "--chunks",
+        "2",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["chunks"], 2);

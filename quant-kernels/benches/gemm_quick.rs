@@ -48,10 +48,16 @@ fn main() {
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .unwrap_or_default();
-    let tiers: Vec<Tier> = [Tier::Avx2, Tier::Avx512, Tier::Neon, Tier::Dotprod, Tier::I8mm]
-        .into_iter()
-        .filter(|t| t.is_supported())
-        .collect();
+    let tiers: Vec<Tier> = [
+        Tier::Avx2,
+        Tier::Avx512,
+        Tier::Neon,
+        Tier::Dotprod,
+        Tier::I8mm,
+    ]
+    .into_iter()
+    .filter(|t| t.is_supported())
+    .collect();
     println!("{:<6} {:>12} GFLOP/s per tier", "format", "shape");
     for ty in FORMATS {
         if !filter.is_empty() && !format!("{ty}").eq_ignore_ascii_case(&filter) {

@@ -65,7 +65,11 @@ impl<'m> Session<'m> {
 
     /// Plans a session in memory the caller provides (firmware, a static buffer).
     /// The buffer must hold [`Plan::total_bytes`] bytes after aligning its start to 4.
-    pub fn with_arena(model: &'m Model, config: PlanConfig, arena: &'m mut [u8]) -> Result<Session<'m>> {
+    pub fn with_arena(
+        model: &'m Model,
+        config: PlanConfig,
+        arena: &'m mut [u8],
+    ) -> Result<Session<'m>> {
         let plan = Plan::new(model, config)?;
         let skip = arena.as_ptr().align_offset(4).min(arena.len());
         let usable = &mut arena[skip..];
@@ -263,9 +267,17 @@ enum Job {
     Idle,
     /// `n` activation rows in `xq` times the rows of up to three weights
     /// that share an activation format (q, k and v; gate and up).
-    MatMul { ws: [Weight; 3], count: usize, n: usize },
+    MatMul {
+        ws: [Weight; 3],
+        count: usize,
+        n: usize,
+    },
     /// Attention of `n` new tokens at positions `pos0..pos0 + n` in `layer`.
-    Attn { layer: usize, n: usize, pos0: usize },
+    Attn {
+        layer: usize,
+        n: usize,
+        pos0: usize,
+    },
     Quit,
 }
 
@@ -426,7 +438,14 @@ impl Shared<'_> {
             // Keys of this head: rows 0..len of [layer][kvh][pos][hd].
             let kbase = ((layer * hp.n_head_kv + kvh) * n_ctx) * hd * es;
             let s = &mut scores[..len];
-            ember_quant::gemv(kv_t.ggml(), &kb[kbase..kbase + len * hd * es], hd, 0..len, qb, s)?;
+            ember_quant::gemv(
+                kv_t.ggml(),
+                &kb[kbase..kbase + len * hd * es],
+                hd,
+                0..len,
+                qb,
+                s,
+            )?;
             ops::softmax(s, scale);
             // Probabilities in the cache's type, zero up to a whole chunk.
             let used = len.div_ceil(V_CHUNK);
@@ -456,7 +475,15 @@ pub const V_CHUNK: usize = 64;
 
 /// Index of value element (`pos`, `dim`) of KV head `h` in `layer`, in the
 /// chunked, transposed layout `[layer][kvh][chunk][dim][V_CHUNK]`.
-fn v_index(layer: usize, nkv: usize, h: usize, n_chunks: usize, hd: usize, pos: usize, dim: usize) -> usize {
+fn v_index(
+    layer: usize,
+    nkv: usize,
+    h: usize,
+    n_chunks: usize,
+    hd: usize,
+    pos: usize,
+    dim: usize,
+) -> usize {
     ((((layer * nkv + h) * n_chunks + pos / V_CHUNK) * hd + dim) * V_CHUNK) + pos % V_CHUNK
 }
 
@@ -488,7 +515,9 @@ pub struct Exec<'s, 'a> {
 
 impl std::fmt::Debug for Exec<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Exec").field("n_past", &*self.n_past).finish()
+        f.debug_struct("Exec")
+            .field("n_past", &*self.n_past)
+            .finish()
     }
 }
 
@@ -674,7 +703,12 @@ impl Exec<'_, '_> {
         for (il, l) in model.layers.iter().enumerate() {
             // Attention.
             for j in 0..n {
-                ops::rmsnorm(&mut self.xb[j * d..(j + 1) * d], &self.x[j * d..(j + 1) * d], &l.attn_norm, hp.norm_eps);
+                ops::rmsnorm(
+                    &mut self.xb[j * d..(j + 1) * d],
+                    &self.x[j * d..(j + 1) * d],
+                    &l.attn_norm,
+                    hp.norm_eps,
+                );
             }
             self.xq_key = None;
             if Self::same_act(&l.wq, &l.wk) && Self::same_act(&l.wq, &l.wv) {
@@ -728,7 +762,12 @@ impl Exec<'_, '_> {
 
             // Feed-forward.
             for j in 0..n {
-                ops::rmsnorm(&mut self.xb[j * d..(j + 1) * d], &self.x[j * d..(j + 1) * d], &l.ffn_norm, hp.norm_eps);
+                ops::rmsnorm(
+                    &mut self.xb[j * d..(j + 1) * d],
+                    &self.x[j * d..(j + 1) * d],
+                    &l.ffn_norm,
+                    hp.norm_eps,
+                );
             }
             self.xq_key = None;
             if Self::same_act(&l.w_gate, &l.w_up) {
@@ -745,7 +784,10 @@ impl Exec<'_, '_> {
             self.quantize(SRC_HB, n, ff, l.w_down.ty)?;
             self.matmul(&[(l.w_down, Out::Xb)], n)?;
             for j in 0..n {
-                ops::add(&mut self.x[j * d..(j + 1) * d], &self.xb[j * d..(j + 1) * d]);
+                ops::add(
+                    &mut self.x[j * d..(j + 1) * d],
+                    &self.xb[j * d..(j + 1) * d],
+                );
             }
         }
 
@@ -754,7 +796,12 @@ impl Exec<'_, '_> {
         let m = n - first;
         for j in first..n {
             let jj = j - first;
-            ops::rmsnorm(&mut self.xb[jj * d..(jj + 1) * d], &self.x[j * d..(j + 1) * d], &model.output_norm, hp.norm_eps);
+            ops::rmsnorm(
+                &mut self.xb[jj * d..(jj + 1) * d],
+                &self.x[j * d..(j + 1) * d],
+                &model.output_norm,
+                hp.norm_eps,
+            );
         }
         self.xq_key = None;
         self.quantize(SRC_XB, m, d, model.output.ty)?;
@@ -789,7 +836,7 @@ impl Exec<'_, '_> {
                 }
                 // A new chunk starts clean, so that positions past the end
                 // (weighted by zero) never hold stale values.
-                let fresh = pos % V_CHUNK == 0;
+                let fresh = pos.is_multiple_of(V_CHUNK);
                 for (dim, &val) in vsrc.iter().enumerate() {
                     let at = v_index(layer, nkv, h, n_chunks, hd, pos, dim);
                     if f16 {

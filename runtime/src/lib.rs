@@ -8,12 +8,12 @@ pub mod exec;
 pub mod fetch;
 pub mod generate;
 pub mod gguf;
-pub mod sampler;
-pub mod tokenizer;
 pub mod model;
 pub mod ops;
 pub mod plan;
 pub mod quantize;
+pub mod sampler;
+pub mod tokenizer;
 
 pub use ember_quant::GgmlType;
 
@@ -22,7 +22,7 @@ pub mod kernels {
     pub use ember_quant::bench_support::sum_u64_words;
     pub use ember_quant::{cpu_features, tier, try_tier, CpuFeatures, Tier};
 }
+pub use error::{Error, Result};
 pub use exec::{Exec, Session};
 pub use model::Model;
 pub use plan::{KvType, Plan, PlanConfig};
-pub use error::{Error, Result};

@@ -45,7 +45,11 @@ pub fn rope_cache(cs: &mut [f32], pos: usize, dims: usize, base: f32, freq_scale
 pub fn rope_apply(x: &mut [f32], cs: &[f32], dims: usize, neox: bool) {
     for i in 0..dims / 2 {
         let (c, s) = (cs[2 * i], cs[2 * i + 1]);
-        let (a, b) = if neox { (i, i + dims / 2) } else { (2 * i, 2 * i + 1) };
+        let (a, b) = if neox {
+            (i, i + dims / 2)
+        } else {
+            (2 * i, 2 * i + 1)
+        };
         let (x0, x1) = (x[a], x[b]);
         x[a] = x0 * c - x1 * s;
         x[b] = x0 * s + x1 * c;

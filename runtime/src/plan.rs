@@ -152,7 +152,11 @@ impl Plan {
         // Widest quantized activation row.
         let mut xq_row = 0usize;
         for l in &model.layers {
-            xq_row = xq_row.max(max_act_row_bytes(model, d, &[&l.wq, &l.wk, &l.wv, &l.w_gate, &l.w_up])?);
+            xq_row = xq_row.max(max_act_row_bytes(
+                model,
+                d,
+                &[&l.wq, &l.wk, &l.wv, &l.w_gate, &l.w_up],
+            )?);
             xq_row = xq_row.max(max_act_row_bytes(model, qd, &[&l.wo])?);
             xq_row = xq_row.max(max_act_row_bytes(model, ff, &[&l.w_down])?);
         }

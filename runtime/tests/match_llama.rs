@@ -49,7 +49,12 @@ fn check_variant(name: &str) {
     let mut prefix_lens = Vec::new();
     for r in &refs {
         // Tokenization of the prompt (add_special, parse_special).
-        assert_eq!(tok.encode(&r.prompt, true, true).unwrap(), r.prompt_ids, "{name}: prompt ids of {:?}", r.prompt);
+        assert_eq!(
+            tok.encode(&r.prompt, true, true).unwrap(),
+            r.prompt_ids,
+            "{name}: prompt ids of {:?}",
+            r.prompt
+        );
 
         // Last-position logits after the prompt as one batch.
         let mut s = session(&model, r.prompt_ids.len());
@@ -57,12 +62,22 @@ fn check_variant(name: &str) {
         let logits = s.logits().to_vec();
         let margin = r.top20[0].1 - r.top20[1].1;
         if margin >= 0.5 {
-            assert_eq!(argmax(&logits) as u32, r.top20[0].0, "{name}: top-1 of {:?}", r.prompt);
+            assert_eq!(
+                argmax(&logits) as u32,
+                r.top20[0].0,
+                "{name}: top-1 of {:?}",
+                r.prompt
+            );
         }
         for &(id, want) in &r.top20 {
             let d = (logits[id as usize] - want).abs();
             worst_logit = worst_logit.max(d);
-            assert!(d <= 1.0, "{name}: logit of {id} is {} vs llama.cpp {want} for {:?}", logits[id as usize], r.prompt);
+            assert!(
+                d <= 1.0,
+                "{name}: logit of {id} is {} vs llama.cpp {want} for {:?}",
+                logits[id as usize],
+                r.prompt
+            );
         }
 
         // Teacher-forced argmax over prompt + greedy48 as one batch.
@@ -112,7 +127,12 @@ fn check_variant(name: &str) {
             true
         })
         .unwrap();
-        prefix_lens.push(got.iter().zip(&r.greedy).take_while(|(a, b)| a == b).count());
+        prefix_lens.push(
+            got.iter()
+                .zip(&r.greedy)
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
     }
     let rate = agree as f64 / total as f64;
     eprintln!(
@@ -121,7 +141,11 @@ fn check_variant(name: &str) {
         rate * 100.0,
         refs[0].greedy.len()
     );
-    assert!(rate >= 0.95, "{name}: teacher-forced agreement {:.1}% < 95%", rate * 100.0);
+    assert!(
+        rate >= 0.95,
+        "{name}: teacher-forced agreement {:.1}% < 95%",
+        rate * 100.0
+    );
 }
 
 #[test]
@@ -186,9 +210,16 @@ fn perplexity(name: &str) {
     }
     let ppl = (nll / count as f64).exp();
     let rel = (ppl - want).abs() / want;
-    eprintln!("{name}: PPL {ppl:.4} vs llama.cpp {want} ({:+.2}%)", (ppl / want - 1.0) * 100.0);
+    eprintln!(
+        "{name}: PPL {ppl:.4} vs llama.cpp {want} ({:+.2}%)",
+        (ppl / want - 1.0) * 100.0
+    );
     assert_eq!(count, 17 * 63);
-    assert!(rel <= 0.015, "{name}: PPL {ppl:.4} is {:.2}% from llama.cpp's {want}", rel * 100.0);
+    assert!(
+        rel <= 0.015,
+        "{name}: PPL {ppl:.4} is {:.2}% from llama.cpp's {want}",
+        rel * 100.0
+    );
 }
 
 #[test]

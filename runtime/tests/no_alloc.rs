@@ -73,7 +73,9 @@ fn decode_allocs(model: &Model, threads: usize) -> usize {
 
 #[test]
 fn decode_steps_allocate_nothing() {
-    let Some(path) = support::default_model() else { return };
+    let Some(path) = support::default_model() else {
+        return;
+    };
     let model = Model::open(path).unwrap();
     // The counter is live: an allocation moves it.
     let before = ALLOCS.load(Ordering::SeqCst);

@@ -175,7 +175,7 @@ impl GgufWriter {
         if spec.dims.is_empty() || spec.dims.len() > MAX_DIMS || spec.dims.contains(&0) {
             return bad("needs 1 to 4 non-zero dimensions".into());
         }
-        if spec.dims[0] % spec.ty.block_size() as u64 != 0 || spec.n_bytes().is_none() {
+        if !spec.dims[0].is_multiple_of(spec.ty.block_size() as u64) || spec.n_bytes().is_none() {
             return bad(format!(
                 "row length {} does not fit type {}",
                 spec.dims[0], spec.ty

@@ -78,7 +78,9 @@ impl Hparams {
             return bad("a zero model dimension in the metadata".into());
         }
         if n_head % n_head_kv != 0 {
-            return bad(format!("{n_head} heads is not a multiple of {n_head_kv} KV heads"));
+            return bad(format!(
+                "{n_head} heads is not a multiple of {n_head_kv} KV heads"
+            ));
         }
         let head_dim = g
             .opt(&k("attention.key_length"), |g, k| g.u32(k))?
@@ -92,9 +94,13 @@ impl Hparams {
             .map(|x| x as usize)
             .unwrap_or(head_dim);
         if rope_dim > head_dim || rope_dim % 2 != 0 {
-            return bad(format!("RoPE dimension {rope_dim} with head width {head_dim}"));
+            return bad(format!(
+                "RoPE dimension {rope_dim} with head width {head_dim}"
+            ));
         }
-        let rope_base = g.opt(&k("rope.freq_base"), |g, k| g.f32(k))?.unwrap_or(10000.0);
+        let rope_base = g
+            .opt(&k("rope.freq_base"), |g, k| g.f32(k))?
+            .unwrap_or(10000.0);
         let scaling = g.opt(&k("rope.scaling.type"), |g, k| g.str(k))?;
         let factor = g.opt(&k("rope.scaling.factor"), |g, k| g.f32(k))?;
         let rope_freq_scale = match (scaling, factor) {
@@ -286,7 +292,11 @@ impl Model {
             let r = g.tensor_range(t);
             // Rows are dequantized one at a time for the lookup.
             let mut probe = vec![0f32; d];
-            ember_quant::dequantize_row(t.ty, &g.tensor_data(t)[..r.len() / hp.n_vocab], &mut probe)?;
+            ember_quant::dequantize_row(
+                t.ty,
+                &g.tensor_data(t)[..r.len() / hp.n_vocab],
+                &mut probe,
+            )?;
             Weight {
                 ty: t.ty,
                 offset: r.start,

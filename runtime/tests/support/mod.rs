@@ -19,7 +19,9 @@ pub fn default_model() -> Option<PathBuf> {
 
 /// A reference fixture file.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// The model file for a variant: the default model (Q4_1); Q4_0, Q8_0 and F16
@@ -86,7 +88,11 @@ pub fn reference(variant: &str) -> Vec<RefPrompt> {
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             let ids = |k: &str| -> Vec<u32> {
-                v[k].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+                v[k].as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_u64().unwrap() as u32)
+                    .collect()
             };
             let pairs = |k: &str| -> Vec<(u32, f32)> {
                 v[k].as_array()

@@ -7,9 +7,9 @@ mod isa;
 mod kquants;
 mod legacy;
 mod quant;
-mod zgemm;
 #[cfg(test)]
 mod tests;
+mod zgemm;
 
 /// Whether the CPU has `feature` (run-time detection with `std`, the
 /// compile-time target features without).

@@ -225,7 +225,11 @@ unsafe fn unpack_nibbles(
                     (8 + h) * 0x0101_0101,
                     (12 + h) * 0x0101_0101,
                 ));
-                let bits = if s % 2 == 0 { 0x0804_0201u32 } else { 0x8040_2010u32 };
+                let bits = if s % 2 == 0 {
+                    0x0804_0201u32
+                } else {
+                    0x8040_2010u32
+                };
                 let k = _mm512_test_epi8_mask(
                     _mm512_shuffle_epi8(qh, ctrl),
                     _mm512_set1_epi32(bits as i32),
@@ -253,7 +257,13 @@ macro_rules! legacy_zformat {
             const MODE: Mode = Mode::$mode;
             #[inline]
             #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-            unsafe fn unpack16(p: &[*const u8; L], u: usize, ws: &mut WScratch, jb: usize, g: usize) {
+            unsafe fn unpack16(
+                p: &[*const u8; L],
+                u: usize,
+                ws: &mut WScratch,
+                jb: usize,
+                g: usize,
+            ) {
                 let base = u * $wb;
                 // SAFETY: caller's contract: the block is readable in every row.
                 unsafe {
@@ -297,14 +307,50 @@ unsafe fn xprep_legacy<const MODE: u8>(x: *const u8, off: i32, out: &mut [[u32; 
     }
 }
 
-legacy_zformat!(Q4_0, wbytes = 18, xbytes = 34, x_qs = 2, mode = Corr,
-    qs = 2, qh = None, min = None, off = 8);
-legacy_zformat!(Q4_1, wbytes = 20, xbytes = 36, x_qs = 4, mode = Min,
-    qs = 4, qh = None, min = Some(2), off = 0);
-legacy_zformat!(Q5_0, wbytes = 22, xbytes = 34, x_qs = 2, mode = Corr,
-    qs = 6, qh = Some(2), min = None, off = 16);
-legacy_zformat!(Q5_1, wbytes = 24, xbytes = 36, x_qs = 4, mode = Min,
-    qs = 8, qh = Some(4), min = Some(2), off = 0);
+legacy_zformat!(
+    Q4_0,
+    wbytes = 18,
+    xbytes = 34,
+    x_qs = 2,
+    mode = Corr,
+    qs = 2,
+    qh = None,
+    min = None,
+    off = 8
+);
+legacy_zformat!(
+    Q4_1,
+    wbytes = 20,
+    xbytes = 36,
+    x_qs = 4,
+    mode = Min,
+    qs = 4,
+    qh = None,
+    min = Some(2),
+    off = 0
+);
+legacy_zformat!(
+    Q5_0,
+    wbytes = 22,
+    xbytes = 34,
+    x_qs = 2,
+    mode = Corr,
+    qs = 6,
+    qh = Some(2),
+    min = None,
+    off = 16
+);
+legacy_zformat!(
+    Q5_1,
+    wbytes = 24,
+    xbytes = 36,
+    x_qs = 4,
+    mode = Min,
+    qs = 8,
+    qh = Some(4),
+    min = Some(2),
+    off = 0
+);
 
 /// `Q8_0` weights (as `q + 128`) against `Q8_0`.
 pub(crate) struct Q8_0;
@@ -398,7 +444,8 @@ unsafe impl ZFormat for Q4K {
             let d = f32::from_le_bytes(read_unaligned(x.cast::<[u8; 4]>()));
             let bs: [[u8; 2]; 16] = read_unaligned(x.add(260).cast());
             for (j, o) in out.iter_mut().enumerate().take(8) {
-                let s = i16::from_le_bytes(bs[2 * j]) as i32 + i16::from_le_bytes(bs[2 * j + 1]) as i32;
+                let s =
+                    i16::from_le_bytes(bs[2 * j]) as i32 + i16::from_le_bytes(bs[2 * j + 1]) as i32;
                 *o = [d.to_bits(), (d * s as f32).to_bits()];
             }
         }
@@ -518,7 +565,8 @@ unsafe fn tile<F: ZFormat>(
                     *wg = _mm512_load_si512(qb.add((s * G + g) * 64).cast());
                 }
                 for c in 0..C {
-                    let xb = _mm512_set1_epi32(read_unaligned(xc[c].add(xoff + 4 * s).cast::<i32>()));
+                    let xb =
+                        _mm512_set1_epi32(read_unaligned(xc[c].add(xoff + 4 * s).cast::<i32>()));
                     for g in 0..G {
                         acci[g][c] = _mm512_dpbusd_epi32(acci[g][c], w[g], xb);
                     }
@@ -746,7 +794,10 @@ pub(crate) unsafe fn gemm_f16(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f
                     unsafe {
                         let src = xp.add(col * rb + 2 * (k0 + 16 * s));
                         let h = _mm256_maskz_loadu_epi16(lanes(kc - 16 * s), src.cast());
-                        _mm512_store_ps(xs.0.as_mut_ptr().add(c * FKC + 16 * s), _mm512_cvtph_ps(h));
+                        _mm512_store_ps(
+                            xs.0.as_mut_ptr().add(c * FKC + 16 * s),
+                            _mm512_cvtph_ps(h),
+                        );
                     }
                 }
             }
@@ -763,7 +814,10 @@ pub(crate) unsafe fn gemm_f16(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f
                     for (r, wr) in wv.iter_mut().enumerate() {
                         // SAFETY: masked to the row's elements; masked-off lanes never fault.
                         *wr = unsafe {
-                            _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, rp[r].add(32 * s).cast()))
+                            _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
+                                mask,
+                                rp[r].add(32 * s).cast(),
+                            ))
                         };
                     }
                     for c in 0..FC {
@@ -827,7 +881,8 @@ pub(crate) unsafe fn gemv_f16(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
             unsafe { wp.add((r0 + r).min(m - 1) * rb) }
         });
         // Prefetch the tile two ahead (gemv streams the weights once).
-        let mut pf = super::isa::Prefetcher::new(wp.wrapping_add((r0 + 2 * VR) * rb), VR * rb, steps);
+        let mut pf =
+            super::isa::Prefetcher::new(wp.wrapping_add((r0 + 2 * VR) * rb), VR * rb, steps);
         let mut acc = [_mm512_setzero_ps(); VR];
         for s in 0..steps {
             let mask = lanes(k - 16 * s);
