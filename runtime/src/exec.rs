@@ -400,15 +400,19 @@ impl Shared<'_> {
         Ok(())
     }
 
+    /// Attention for this thread's share of (token, KV head) units. The
+    /// query heads that share a KV head are done together, so each key and
+    /// value row is read and converted once per group, not once per head.
     fn attn_share(&self, layer: usize, n: usize, pos0: usize, tid: usize) -> Result<()> {
         let hp = &self.model.hp;
-        let (hd, qd, n_head) = (hp.head_dim, hp.q_dim(), hp.n_head);
-        let group = n_head / hp.n_head_kv;
+        let (hd, qd, nkv) = (hp.head_dim, hp.q_dim(), hp.n_head_kv);
+        let group = hp.n_head / nkv;
         let n_ctx = self.plan.config.n_ctx;
         let kv_t = self.plan.config.kv_type;
+        let ty = kv_t.ggml();
         let es = kv_t.size();
-        let pairs = share(n * n_head, tid, self.n_threads);
-        if pairs.is_empty() {
+        let units = share(n * nkv, tid, self.n_threads);
+        if units.is_empty() {
             return Ok(());
         }
         let scale = 1.0 / (hd as f32).sqrt();
@@ -419,51 +423,55 @@ impl Shared<'_> {
         let mut out = lock(&self.outs[tid]);
         let mut att = lock(&self.atts[tid]);
         let n_pad = n_ctx.next_multiple_of(V_CHUNK);
-        let (scores, rest) = att.split_at_mut(n_pad);
-        let (qconv, rest) = rest.split_at_mut(hd);
-        let (tmp, rest) = rest.split_at_mut(hd);
-        let (pconv, _) = rest.split_at_mut(n_pad);
+        let n_chunks = n_pad / V_CHUNK;
+        let (probs, rest) = att.split_at_mut(group * n_pad);
+        let (pconv, rest) = rest.split_at_mut(group * n_pad);
+        let (qconv, rest) = rest.split_at_mut(group * hd);
+        let (tmp, _) = rest.split_at_mut(hd);
         let qbytes: &mut [u8] = bytemuck::cast_slice_mut(qconv);
         let pbytes: &mut [u8] = bytemuck::cast_slice_mut(pconv);
-        let p0 = pairs.start;
-        let n_chunks = n_pad / V_CHUNK;
-        for p in pairs {
-            let (i, h) = (p / n_head, p % n_head);
-            let kvh = h / group;
-            let pos = pos0 + i;
-            let len = pos + 1;
-            let qh = &q[i * qd + h * hd..i * qd + (h + 1) * hd];
-            let qb = &mut qbytes[..hd * es];
-            to_kv(kv_t, qh, qb)?;
-            // Keys of this head: rows 0..len of [layer][kvh][pos][hd].
-            let kbase = ((layer * hp.n_head_kv + kvh) * n_ctx) * hd * es;
-            let s = &mut scores[..len];
-            ember_quant::gemv(
-                kv_t.ggml(),
-                &kb[kbase..kbase + len * hd * es],
-                hd,
-                0..len,
-                qb,
-                s,
-            )?;
-            ops::softmax(s, scale);
-            // Probabilities in the cache's type, zero up to a whole chunk.
+        let u0 = units.start;
+        for u in units {
+            let (i, kvh) = (u / nkv, u % nkv);
+            let len = pos0 + i + 1;
             let used = len.div_ceil(V_CHUNK);
-            let padded = &mut scores[..used * V_CHUNK];
-            padded[len..].fill(0.0);
-            let pb = &mut pbytes[..used * V_CHUNK * es];
-            to_kv(kv_t, padded, pb)?;
+            let span = used * V_CHUNK;
+            // The group's queries, contiguous in q: heads kvh*group ...
+            let q0 = i * qd + kvh * group * hd;
+            let qb = &mut qbytes[..group * hd * es];
+            to_kv(kv_t, &q[q0..q0 + group * hd], qb)?;
+            // Scores: keys rows 0..len of [layer][kvh][pos][hd] times each
+            // query of the group (the key rows stay in cache between them).
+            let kbase = ((layer * nkv + kvh) * n_ctx) * hd * es;
+            let kmat = &kb[kbase..kbase + len * hd * es];
+            for g in 0..group {
+                let pg = &mut probs[g * n_pad..g * n_pad + span];
+                let qg = &qb[g * hd * es..(g + 1) * hd * es];
+                ember_quant::gemv(ty, kmat, hd, 0..len, qg, &mut pg[..len])?;
+                ops::softmax(&mut pg[..len], scale);
+                // Zero padding to a whole chunk, then the cache's type.
+                pg[len..].fill(0.0);
+                to_kv(
+                    kv_t,
+                    pg,
+                    &mut pbytes[g * n_pad * es..(g * n_pad + span) * es],
+                )?;
+            }
             // Values, transposed in chunks: [layer][kvh][chunk][dim][V_CHUNK];
-            // one matrix-vector product per chunk.
-            let o = &mut out[(p - p0) * hd..(p - p0 + 1) * hd];
+            // one matrix-vector product per chunk and head.
+            let o = &mut out[(u - u0) * group * hd..(u - u0 + 1) * group * hd];
             o.fill(0.0);
-            let head = (layer * hp.n_head_kv + kvh) * n_chunks;
+            let head = (layer * nkv + kvh) * n_chunks;
             for c in 0..used {
                 let base = (head + c) * hd * V_CHUNK * es;
-                let x = &pb[c * V_CHUNK * es..(c + 1) * V_CHUNK * es];
                 let vmat = &vb[base..base + hd * V_CHUNK * es];
-                ember_quant::gemv(kv_t.ggml(), vmat, V_CHUNK, 0..hd, x, tmp)?;
-                ops::add(o, tmp);
+                for g in 0..group {
+                    let src = (g * n_pad + c * V_CHUNK) * es;
+                    let x = &pbytes[src..src + V_CHUNK * es];
+                    let y = &mut tmp[..hd];
+                    ember_quant::gemv(ty, vmat, V_CHUNK, 0..hd, x, y)?;
+                    ops::add(&mut o[g * hd..(g + 1) * hd], y);
+                }
             }
         }
         Ok(())
@@ -905,12 +913,12 @@ fn gather(sh: &Shared<'_>, w: &Weight, n: usize, y: &mut [f32], at: &mut [usize]
 /// Copies the threads' attention outputs ((token, head) pairs) into `att` (`n × q_dim`).
 fn gather_attn(sh: &Shared<'_>, n: usize, att: &mut [f32]) {
     let hp = &sh.model.hp;
-    let hd = hp.head_dim;
+    // A unit is (token, KV head): its group's heads, contiguous in `att`.
+    let width = hp.head_dim * (hp.n_head / hp.n_head_kv);
     for tid in 0..sh.n_threads {
-        let pairs = share(n * hp.n_head, tid, sh.n_threads);
+        let units = share(n * hp.n_head_kv, tid, sh.n_threads);
         let out = lock(&sh.outs[tid]);
-        let len = pairs.len() * hd;
-        // Pairs are in (token, head) order, which is the layout of `att`.
-        att[pairs.start * hd..pairs.start * hd + len].copy_from_slice(&out[..len]);
+        let len = units.len() * width;
+        att[units.start * width..units.start * width + len].copy_from_slice(&out[..len]);
     }
 }

@@ -173,7 +173,10 @@ impl Plan {
         out = out.max(n_batch * hp.n_head * hp.head_dim);
         // Attention scratch: scores over the context, one head's query and value rows.
         let n_pad = config.n_ctx.next_multiple_of(crate::exec::V_CHUNK);
-        let att = 2 * n_pad + 2 * hp.head_dim + 64;
+        let group = hp.n_head / hp.n_head_kv;
+        // Probabilities and their converted copy for a query group, the
+        // group's converted queries, one head's output.
+        let att = 2 * group * n_pad + (group + 1) * hp.head_dim + 64;
 
         let kv = hp
             .n_layer
