@@ -26,6 +26,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace --release"
 cargo test --workspace --release
 
+step "the default model truncated at every byte offset of its header (about 4 minutes)"
+cargo test --release -p ember --test gguf_hostile -- --ignored --exact truncated_default_model_at_every_offset_exhaustive
+
 if [[ -x ci/aarch64.sh ]]; then
   step "aarch64 and no_std kernels (ci/aarch64.sh)"
   ci/aarch64.sh
