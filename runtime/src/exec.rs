@@ -653,9 +653,20 @@ impl Exec<'_, '_> {
         Ok(())
     }
 
-    /// Whether weights can share one quantized activation.
-    fn same_act(a: &Weight, b: &Weight) -> bool {
-        ember_quant::vec_dot_type(a.ty) == ember_quant::vec_dot_type(b.ty)
+    /// Projects the normed input `xb` (`n` rows of `k`) through weights that
+    /// read it: one fused job when they share an activation format, else one
+    /// job each.
+    fn project(&mut self, jobs: &[(Weight, Out)], n: usize, k: usize) -> Result<()> {
+        let act = |w: &Weight| ember_quant::vec_dot_type(w.ty);
+        if jobs.iter().all(|(w, _)| act(w) == act(&jobs[0].0)) {
+            self.quantize(SRC_XB, n, k, jobs[0].0.ty)?;
+            return self.matmul(jobs, n);
+        }
+        for job in jobs {
+            self.quantize(SRC_XB, n, k, job.0.ty)?;
+            self.matmul(std::slice::from_ref(job), n)?;
+        }
+        Ok(())
     }
 
     /// Evaluates `tokens` at the next positions of the cache. Logits of the
@@ -719,15 +730,7 @@ impl Exec<'_, '_> {
                 );
             }
             self.xq_key = None;
-            if Self::same_act(&l.wq, &l.wk) && Self::same_act(&l.wq, &l.wv) {
-                self.quantize(SRC_XB, n, d, l.wq.ty)?;
-                self.matmul(&[(l.wq, Out::Q), (l.wk, Out::K), (l.wv, Out::V)], n)?;
-            } else {
-                for (w, o) in [(l.wq, Out::Q), (l.wk, Out::K), (l.wv, Out::V)] {
-                    self.quantize(SRC_XB, n, d, w.ty)?;
-                    self.matmul(&[(w, o)], n)?;
-                }
-            }
+            self.project(&[(l.wq, Out::Q), (l.wk, Out::K), (l.wv, Out::V)], n, d)?;
             {
                 let mut q = write(&sh.q);
                 for j in 0..n {
@@ -778,15 +781,7 @@ impl Exec<'_, '_> {
                 );
             }
             self.xq_key = None;
-            if Self::same_act(&l.w_gate, &l.w_up) {
-                self.quantize(SRC_XB, n, d, l.w_gate.ty)?;
-                self.matmul(&[(l.w_gate, Out::Hb), (l.w_up, Out::Hb2)], n)?;
-            } else {
-                for (w, o) in [(l.w_gate, Out::Hb), (l.w_up, Out::Hb2)] {
-                    self.quantize(SRC_XB, n, d, w.ty)?;
-                    self.matmul(&[(w, o)], n)?;
-                }
-            }
+            self.project(&[(l.w_gate, Out::Hb), (l.w_up, Out::Hb2)], n, d)?;
             ops::swiglu(&mut self.hb[..n * ff], &self.hb2[..n * ff]);
             self.xq_key = None;
             self.quantize(SRC_HB, n, ff, l.w_down.ty)?;
