@@ -425,6 +425,29 @@ pub(crate) fn quant_kernel(t: Tier, ty: GgmlType) -> Option<scalar::QuantFn> {
     None
 }
 
+/// The run-time activation quantizer for `ty` on tier `t` (falling back down
+/// to the scalar one, `scalar::act_quant_fn`); SIMD versions must be
+/// bit-exact with it.
+pub(crate) fn act_quant_kernel(t: Tier, ty: GgmlType) -> Option<scalar::QuantFn> {
+    let mut cur = Some(t);
+    while let Some(c) = cur {
+        let k = match c {
+            Tier::Scalar => scalar::act_quant_fn(ty),
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx2 => crate::arch::x86_64::avx2::act_quant_fn(ty),
+            #[cfg(target_arch = "aarch64")]
+            Tier::Neon => crate::arch::aarch64::neon::act_quant_fn(ty),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
+        if k.is_some() {
+            return k;
+        }
+        cur = c.fallback();
+    }
+    None
+}
+
 /// The row dequantizer for `ty` on tier `t` (falling back down to the
 /// scalar reference). SIMD dequantizers must be exact.
 pub(crate) fn dequant_kernel(t: Tier, ty: GgmlType) -> Option<scalar::DequantFn> {

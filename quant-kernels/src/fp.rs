@@ -49,6 +49,26 @@ pub fn roundf(x: f32) -> f32 {
     }
 }
 
+/// Round to nearest, ties to even (the default IEEE mode, as x86's
+/// `vroundps` with `_MM_FROUND_TO_NEAREST_INT` and AArch64's `fcvtns`).
+/// NaN and values of magnitude ≥ 2^23 (already integral) pass through.
+#[inline]
+pub fn round_ties_even(x: f32) -> f32 {
+    const TWO23: f32 = 8_388_608.0;
+    if x.is_nan() || x.abs() >= TWO23 {
+        return x;
+    }
+    // |x| < 2^23: adding 2^23 leaves no fraction bits, so the sum is rounded
+    // to an integer in the current (nearest-even) mode; both steps are exact
+    // apart from that rounding.
+    let r = (x.abs() + TWO23) - TWO23;
+    if x.is_sign_negative() {
+        -r
+    } else {
+        r
+    }
+}
+
 /// ggml's `nearest_int`: round to nearest, ties to even, via the
 /// `+ 12582912.0` trick. Valid for `|x| <= 4194303`.
 #[inline]

@@ -77,6 +77,33 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), Err
     Ok(())
 }
 
+/// Encodes one activation row for [`vec_dot`]/[`gemv`]/[`gemm`] the way
+/// ggml's CPU backend does at run time, so that a model's outputs track
+/// llama.cpp's: for `Q8_0` and `Q8_1`, `d = amax / 127` with the quants
+/// `round_ties_even(x · (127 / amax))` (its SIMD `quantize_row_q8_0/1`),
+/// where the `_ref` weight quantizer ([`quantize_row`]) uses `x · (1 / d)`
+/// rounded half away from zero; the two differ by one step on rare elements.
+/// Every other type is encoded as by [`quantize_row`]. All tiers give the
+/// same bytes.
+pub fn quantize_row_act(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), Error> {
+    quantize_row_act_with(tier(), ty, src, dst)
+}
+
+/// [`quantize_row_act`] on tier `t` (an error if the CPU lacks it).
+pub fn quantize_row_act_with(
+    t: Tier,
+    ty: GgmlType,
+    src: &[f32],
+    dst: &mut [u8],
+) -> Result<(), Error> {
+    dispatch::check_tier(t)?;
+    let f = dispatch::act_quant_kernel(t, ty).ok_or(Error::Unsupported { ty, op: "quantize" })?;
+    let bytes = row_bytes(ty, src.len())?;
+    expect_len("quantize_row_act: destination bytes", bytes, dst.len())?;
+    f(src, dst);
+    Ok(())
+}
+
 /// The activation format that pairs with weights of type `ty` (Q8_0 for
 /// Q4_0/Q5_0/Q8_0/IQ4_NL, Q8_1 for Q4_1/Q5_1, Q8_K for K-quants, F16 for
 /// F16, BF16 for BF16, F32 for F32), `None` if no dot kernel.

@@ -478,3 +478,67 @@ fn vec_dot_types() {
         assert!(scalar::quant_fn(xt).is_some(), "{xt} must be quantizable");
     }
 }
+
+/// The run-time activation quantizer is ggml's CPU-backend formula:
+/// `d = amax / 127`, `q = round_ties_even(x · (127 / amax))` (checked here
+/// against std's rounding), `Q8_1`'s `s = f16(d · Σq)`; every other type is
+/// encoded exactly as by `quantize_row`.
+#[test]
+fn activation_quantizer_is_ggml_runtime_formula() {
+    let mut rows = vec![data(1536, 5), data(576, 9), vec![0.0; 64]];
+    // Exact ties: amax = 127 makes the multiplier 1, so x.5 values are ties,
+    // which go to even here and away from zero in the `_ref` quantizer.
+    let mut tie = vec![0.0f32; 32];
+    tie[0] = 127.0;
+    for (i, v) in tie.iter_mut().enumerate().skip(1) {
+        *v = i as f32 - 16.5;
+    }
+    rows.push(tie.clone());
+    for t in Tier::ALL.iter().copied().filter(|t| t.is_supported()) {
+        for x in &rows {
+            for ty in [GgmlType::Q8_0, GgmlType::Q8_1] {
+                let mut got = vec![0u8; ty.row_bytes(x.len() as u64).unwrap() as usize];
+                quantize_row_act_with(t, ty, x, &mut got).unwrap();
+                let bb = if ty == GgmlType::Q8_0 { 34 } else { 36 };
+                for (b, xb) in got.chunks_exact(bb).zip(x.chunks_exact(32)) {
+                    let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+                    let q: Vec<i8> = xb
+                        .iter()
+                        .map(|v| (v * id).round_ties_even() as i8)
+                        .collect();
+                    let d = amax / 127.0;
+                    assert_eq!(b[..2], f32_to_f16(d), "{t} {ty} d");
+                    assert_eq!(
+                        bytemuck::cast_slice::<u8, i8>(&b[bb - 32..]),
+                        &q[..],
+                        "{t} {ty} qs"
+                    );
+                    if ty == GgmlType::Q8_1 {
+                        let sum: i32 = q.iter().map(|&v| v as i32).sum();
+                        assert_eq!(b[2..4], f32_to_f16(d * sum as f32), "{t} {ty} s");
+                    }
+                }
+            }
+            for ty in [GgmlType::Q8_K, GgmlType::F16, GgmlType::F32] {
+                let n = if ty == GgmlType::Q8_K {
+                    x.len() / 256 * 256
+                } else {
+                    x.len()
+                };
+                if n == 0 {
+                    continue;
+                }
+                let mut got = vec![0u8; ty.row_bytes(n as u64).unwrap() as usize];
+                quantize_row_act_with(t, ty, &x[..n], &mut got).unwrap();
+                assert_eq!(got, quant(ty, &x[..n]), "{t} {ty}");
+            }
+        }
+    }
+    // And the tie row really differs from the weight quantizer's.
+    let mut act = vec![0u8; 34];
+    quantize_row_act(GgmlType::Q8_0, &tie, &mut act).unwrap();
+    let w = quant(GgmlType::Q8_0, &tie);
+    assert_eq!(act[2 + 14] as i8, -2, "-2.5 to even");
+    assert_eq!(w[2 + 14] as i8, -3, "-2.5 away from zero");
+}

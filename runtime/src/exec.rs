@@ -612,7 +612,11 @@ impl Exec<'_, '_> {
         let mut xq = write(&self.sh.xq);
         let xq: &mut [u8] = bytemuck::cast_slice_mut(&mut xq[..]);
         for j in 0..n {
-            ember_quant::quantize_row(vt, &src[j * k..(j + 1) * k], &mut xq[j * rb..(j + 1) * rb])?;
+            ember_quant::quantize_row_act(
+                vt,
+                &src[j * k..(j + 1) * k],
+                &mut xq[j * rb..(j + 1) * rb],
+            )?;
         }
         self.xq_key = Some((src_id, vt));
         Ok(())

@@ -169,7 +169,7 @@ fn f16_matches_llama_cpp() {
 }
 
 #[test]
-#[ignore = "Q4_K_M regressed after the AVX-512 prefill GEMM commit (a top-20 logit 1.27 off); open, see the closing note"]
+
 fn q4_k_m_matches_llama_cpp() {
     check_variant("Q4_K_M");
 }
@@ -244,7 +244,7 @@ fn f16_perplexity() {
 }
 
 #[test]
-#[ignore = "Q4_K_M regressed after the AVX-512 prefill GEMM commit (a top-20 logit 1.27 off); open, see the closing note"]
+
 fn q4_k_m_perplexity() {
     perplexity("Q4_K_M");
 }

@@ -63,6 +63,17 @@ pub(crate) fn quant_fn(ty: GgmlType) -> Option<QuantFn> {
     })
 }
 
+/// The scalar run-time activation quantizer for `ty`: ggml's CPU-backend
+/// flavour for `Q8_0`/`Q8_1` (see [`quant::q8_0_act`]), the reference
+/// quantizer for every other format.
+pub(crate) fn act_quant_fn(ty: GgmlType) -> Option<QuantFn> {
+    match ty {
+        GgmlType::Q8_0 => Some(quant::q8_0_act),
+        GgmlType::Q8_1 => Some(quant::q8_1_act),
+        _ => quant_fn(ty),
+    }
+}
+
 /// The scalar vec dot for weights of type `ty` against `vec_dot_type(ty)`.
 pub(crate) fn vec_dot_fn(ty: GgmlType) -> Option<VecDotFn> {
     use GgmlType::*;

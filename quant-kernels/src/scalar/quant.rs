@@ -4,7 +4,7 @@
 //! public entry point validates lengths.
 
 use crate::blocks::*;
-use crate::fp::{f32_to_bf16, f32_to_f16, nearest_int, roundf, sqrtf};
+use crate::fp::{f32_to_bf16, f32_to_f16, nearest_int, round_ties_even, roundf, sqrtf};
 
 pub(crate) fn f32_row(src: &[f32], dst: &mut [u8]) {
     for (d, &s) in dst.chunks_exact_mut(4).zip(src) {
@@ -187,6 +187,49 @@ pub(crate) fn q8_1(src: &[f32], dst: &mut [u8]) {
         }
         b.s = f32_to_f16(sum as f32 * d);
     }
+}
+
+/// `Q8_0` as ggml's CPU backend quantizes activations at run time (its x86
+/// SIMD `quantize_row_q8_0`): `d = amax / 127`, `id = 127 / amax` (not
+/// `1 / d`), quants rounded to nearest even (not half away from zero).
+/// Differs from [`q8_0`] (the `_ref` weight quantizer) in the last bit of
+/// `id` and on exact ties, i.e. by one step on rare elements.
+pub(crate) fn q8_0_act(src: &[f32], dst: &mut [u8]) {
+    for (b, x) in blocks_mut::<BlockQ8_0>(dst)
+        .iter_mut()
+        .zip(src.chunks_exact(QK))
+    {
+        let (d, _) = q8_act_block(x, &mut b.qs);
+        b.d = f32_to_f16(d);
+    }
+}
+
+/// `Q8_1` as ggml's CPU backend quantizes activations (see [`q8_0_act`]),
+/// with `s = f16(d · Σq)`, `d` unrounded f32.
+pub(crate) fn q8_1_act(src: &[f32], dst: &mut [u8]) {
+    for (b, x) in blocks_mut::<BlockQ8_1>(dst)
+        .iter_mut()
+        .zip(src.chunks_exact(QK))
+    {
+        let (d, sum) = q8_act_block(x, &mut b.qs);
+        b.d = f32_to_f16(d);
+        b.s = f32_to_f16(d * sum as f32);
+    }
+}
+
+/// One run-time activation block: returns `(d, Σq)`. Out-of-range and NaN
+/// products saturate / become 0, as `as i8` does.
+#[inline]
+fn q8_act_block(x: &[f32], qs: &mut [i8; QK]) -> (f32, i32) {
+    let amax = absmax(x);
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, &v) in qs.iter_mut().zip(x) {
+        *q = round_ties_even(v * id) as i8;
+        sum += *q as i32;
+    }
+    (d, sum)
 }
 
 pub(crate) fn q8_k(src: &[f32], dst: &mut [u8]) {

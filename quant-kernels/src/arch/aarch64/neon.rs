@@ -68,14 +68,37 @@ fn f32_f32(_n: usize, w: &[u8], x: &[u8]) -> f32 {
     unsafe { vec_dot_f32(w, x) }
 }
 
+/// This tier's run-time activation quantizers (bit-exact with
+/// `scalar::act_quant_fn`); `None` for other types or without NEON.
+pub(crate) fn act_quant_fn(ty: GgmlType) -> Option<QuantFn> {
+    if !has("neon") {
+        return None;
+    }
+    match ty {
+        GgmlType::Q8_0 => Some(act_q8_0),
+        GgmlType::Q8_1 => Some(act_q8_1),
+        _ => quant_fn(ty),
+    }
+}
+
 fn quant_q8_0(src: &[f32], dst: &mut [u8]) {
     // SAFETY: only handed out by `quant_fn`, after it checked NEON.
-    unsafe { quantize_q8_0(src, crate::blocks::blocks_mut(dst)) }
+    unsafe { quantize_q8_0::<false>(src, crate::blocks::blocks_mut(dst)) }
 }
 
 fn quant_q8_1(src: &[f32], dst: &mut [u8]) {
     // SAFETY: only handed out by `quant_fn`, after it checked NEON.
-    unsafe { quantize_q8_1(src, crate::blocks::blocks_mut(dst)) }
+    unsafe { quantize_q8_1::<false>(src, crate::blocks::blocks_mut(dst)) }
+}
+
+fn act_q8_0(src: &[f32], dst: &mut [u8]) {
+    // SAFETY: only handed out by `act_quant_fn`, after it checked NEON.
+    unsafe { quantize_q8_0::<true>(src, crate::blocks::blocks_mut(dst)) }
+}
+
+fn act_q8_1(src: &[f32], dst: &mut [u8]) {
+    // SAFETY: only handed out by `act_quant_fn`, after it checked NEON.
+    unsafe { quantize_q8_1::<true>(src, crate::blocks::blocks_mut(dst)) }
 }
 
 fn quant_q8_k(src: &[f32], dst: &mut [u8]) {
@@ -150,12 +173,44 @@ fn narrow16(v: [int32x4_t; 4]) -> int8x16_t {
     vqmovn_high_s16(vqmovn_s16(a), b)
 }
 
-/// `x[0..32]` times `id`, rounded half away from zero (`roundf`), as 32 i8.
+/// `x[0..32]` times `id`, rounded half away from zero (`roundf`), or to
+/// nearest even with `EVEN`, as 32 i8.
 #[target_feature(enable = "neon")]
 #[inline]
-fn round32(x: &[f32], id: f32) -> (int8x16_t, int8x16_t) {
-    let q = |o: usize| [0, 4, 8, 12].map(|i| vcvtaq_s32_f32(vmulq_n_f32(ld_f32(&x[o + i..]), id)));
+fn round32<const EVEN: bool>(x: &[f32], id: f32) -> (int8x16_t, int8x16_t) {
+    let q = |o: usize| {
+        [0, 4, 8, 12].map(|i| {
+            let v = vmulq_n_f32(ld_f32(&x[o + i..]), id);
+            if EVEN {
+                vcvtnq_s32_f32(v)
+            } else {
+                vcvtaq_s32_f32(v)
+            }
+        })
+    };
     (narrow16(q(0)), narrow16(q(16)))
+}
+
+/// `(d, id, round-to-even)` of a block: the weight (`_ref`) flavour
+/// `id = 1 / d`, half away from zero, or with `ACT` ggml's run-time
+/// activation flavour `id = 127 / amax`, ties to even.
+#[target_feature(enable = "neon")]
+#[inline]
+fn q8_scale<const ACT: bool>(x: &[f32]) -> (f32, f32) {
+    let amax = absmax32(x);
+    let d = amax / 127.0;
+    let id = if ACT {
+        if amax != 0.0 {
+            127.0 / amax
+        } else {
+            0.0
+        }
+    } else if d != 0.0 {
+        1.0 / d
+    } else {
+        0.0
+    };
+    (d, id)
 }
 
 /// `max |x|` over 32 values (exact; NaN-free input).
@@ -169,27 +224,26 @@ fn absmax32(x: &[f32]) -> f32 {
     vmaxvq_f32(m)
 }
 
-/// As the scalar `q8_0`: `d = amax / 127`, `q = roundf(x / d)`.
+/// As the scalar `q8_0`: `d = amax / 127`, `q = roundf(x / d)`; with `ACT`
+/// as the scalar `q8_0_act`.
 #[target_feature(enable = "neon")]
-fn quantize_q8_0(src: &[f32], dst: &mut [crate::blocks::BlockQ8_0]) {
+fn quantize_q8_0<const ACT: bool>(src: &[f32], dst: &mut [crate::blocks::BlockQ8_0]) {
     for (b, x) in dst.iter_mut().zip(src.chunks_exact(32)) {
-        let d = absmax32(x) / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let (d, id) = q8_scale::<ACT>(x);
         b.d = crate::fp::f32_to_f16(d);
-        let (lo, hi) = round32(x, id);
+        let (lo, hi) = round32::<ACT>(x, id);
         st_i8(&mut b.qs[..16], lo);
         st_i8(&mut b.qs[16..], hi);
     }
 }
 
-/// As the scalar `q8_1`, plus `s = d * sum(q)`.
+/// As the scalar `q8_1` (or `q8_1_act` with `ACT`), plus `s = d * sum(q)`.
 #[target_feature(enable = "neon")]
-fn quantize_q8_1(src: &[f32], dst: &mut [crate::blocks::BlockQ8_1]) {
+fn quantize_q8_1<const ACT: bool>(src: &[f32], dst: &mut [crate::blocks::BlockQ8_1]) {
     for (b, x) in dst.iter_mut().zip(src.chunks_exact(32)) {
-        let d = absmax32(x) / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let (d, id) = q8_scale::<ACT>(x);
         b.d = crate::fp::f32_to_f16(d);
-        let (lo, hi) = round32(x, id);
+        let (lo, hi) = round32::<ACT>(x, id);
         st_i8(&mut b.qs[..16], lo);
         st_i8(&mut b.qs[16..], hi);
         let sum = vaddlvq_s8(lo) as i32 + vaddlvq_s8(hi) as i32;

@@ -12,7 +12,7 @@
 //! equal the scalar ones byte for byte.
 
 use crate::blocks::QK_K;
-use crate::dispatch::{kernels, quant_kernel};
+use crate::dispatch::{act_quant_kernel, kernels, quant_kernel};
 use crate::{scalar, vec_dot_type, GgmlType, Tier};
 
 /// Deterministic xorshift stream.
@@ -251,11 +251,19 @@ fn quantize_bit_exact() {
     for t in tiers() {
         for ty in [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K] {
             let f = quant_kernel(t, ty).unwrap();
+            let fa = act_quant_kernel(t, ty).unwrap();
+            let sa = scalar::act_quant_fn(ty).unwrap();
             for (i, x) in quant_rows().iter().enumerate() {
                 let want = quant(ty, x);
                 let mut got = vec![0xAAu8; want.len()];
                 f(x, &mut got);
                 assert!(got == want, "{t} {ty} row set {i}");
+                // The run-time activation flavour against its scalar version.
+                let mut want = vec![0u8; want.len()];
+                sa(x, &mut want);
+                let mut got = vec![0xAAu8; want.len()];
+                fa(x, &mut got);
+                assert!(got == want, "{t} {ty} (activation) row set {i}");
             }
         }
     }

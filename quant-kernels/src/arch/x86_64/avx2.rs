@@ -57,14 +57,37 @@ pub(crate) fn quant_fn(ty: GgmlType) -> Option<QuantFn> {
     })
 }
 
+/// This tier's run-time activation quantizers (bit-exact with
+/// `scalar::act_quant_fn`).
+pub(crate) fn act_quant_fn(ty: GgmlType) -> Option<QuantFn> {
+    if !super::has_avx2_tier() {
+        return None;
+    }
+    match ty {
+        GgmlType::Q8_0 => Some(q8_0_act_row),
+        GgmlType::Q8_1 => Some(q8_1_act_row),
+        _ => quant_fn(ty),
+    }
+}
+
 fn q8_0_row(src: &[f32], dst: &mut [u8]) {
     // SAFETY: only reachable via `quant_fn`, which checked avx2+fma+f16c; sizes validated.
-    unsafe { super::quant::quantize_q8_0(src, blocks_mut(dst)) }
+    unsafe { super::quant::quantize_q8_0::<false>(src, blocks_mut(dst)) }
 }
 
 fn q8_1_row(src: &[f32], dst: &mut [u8]) {
     // SAFETY: only reachable via `quant_fn`, which checked avx2+fma+f16c; sizes validated.
-    unsafe { super::quant::quantize_q8_1(src, blocks_mut(dst)) }
+    unsafe { super::quant::quantize_q8_1::<false>(src, blocks_mut(dst)) }
+}
+
+fn q8_0_act_row(src: &[f32], dst: &mut [u8]) {
+    // SAFETY: only reachable via `act_quant_fn`, which checked avx2+fma+f16c; sizes validated.
+    unsafe { super::quant::quantize_q8_0::<true>(src, blocks_mut(dst)) }
+}
+
+fn q8_1_act_row(src: &[f32], dst: &mut [u8]) {
+    // SAFETY: only reachable via `act_quant_fn`, which checked avx2+fma+f16c; sizes validated.
+    unsafe { super::quant::quantize_q8_1::<true>(src, blocks_mut(dst)) }
 }
 
 fn q8_k_row(src: &[f32], dst: &mut [u8]) {

@@ -1,7 +1,7 @@
 //! AVX2 activation quantizers, bit-exact with the scalar reference
 //! (`crate::scalar::quant`), and the F16C row conversions.
 //!
-//! * `Q8_0`/`Q8_1`: C `roundf` (half away from zero) is rebuilt from a
+//! * `Q8_0`/`Q8_1` weights (`_ref`): C `roundf` (half away from zero) is rebuilt from a
 //!   truncation and the exact fraction `x - trunc(x)`; results are clamped
 //!   like Rust's saturating `as i8` and NaN lanes become 0, so even
 //!   non-finite inputs match the reference.
@@ -74,6 +74,23 @@ unsafe fn roundf_i8(v: __m256) -> __m256i {
     _mm256_cvttps_epi32(r)
 }
 
+/// `v` rounded to nearest even, as i32 lanes clamped to `[-128, 127]`; NaN
+/// lanes become 0 (as the scalar `round_ties_even(v) as i8`).
+///
+/// # Safety
+/// avx available.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn round_even_i8(v: __m256) -> __m256i {
+    let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+    let r = _mm256_min_ps(
+        _mm256_max_ps(r, _mm256_set1_ps(-128.0)),
+        _mm256_set1_ps(127.0),
+    );
+    let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(v, v));
+    _mm256_cvttps_epi32(r)
+}
+
 /// Packs 4×8 i32 lanes in `[-128, 127]` into 32 bytes in order.
 ///
 /// # Safety
@@ -103,7 +120,7 @@ fn inv(d: f32) -> f32 {
 /// avx2, fma available.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_block(x: &[f32; 32]) -> (f32, [__m256i; 4]) {
+unsafe fn q8_block<const ACT: bool>(x: &[f32; 32]) -> (f32, [__m256i; 4]) {
     // SAFETY: the 4 loads read x[0..32]; avx2 available (caller).
     unsafe {
         let v: [__m256; 4] = core::array::from_fn(|j| load8(x.as_ptr().add(8 * j)));
@@ -111,47 +128,57 @@ unsafe fn q8_block(x: &[f32; 32]) -> (f32, [__m256i; 4]) {
             _mm256_max_ps(abs_ps(v[0]), abs_ps(v[1])),
             _mm256_max_ps(abs_ps(v[2]), abs_ps(v[3])),
         );
-        let d = hmax_ps(m) / 127.0;
-        let id = _mm256_set1_ps(inv(d));
-        let q = core::array::from_fn(|j| roundf_i8(_mm256_mul_ps(v[j], id)));
-        (d, q)
+        let amax = hmax_ps(m);
+        let d = amax / 127.0;
+        if ACT {
+            // ggml's run-time flavour: 127 / amax, ties to even.
+            let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+            let q = core::array::from_fn(|j| round_even_i8(_mm256_mul_ps(v[j], id)));
+            (d, q)
+        } else {
+            let id = _mm256_set1_ps(inv(d));
+            let q = core::array::from_fn(|j| roundf_i8(_mm256_mul_ps(v[j], id)));
+            (d, q)
+        }
     }
 }
 
-/// `quantize_row_q8_0_ref`, bit-exact for finite input.
+/// `quantize_row_q8_0_ref` (`ACT = false`) or the run-time activation
+/// flavour `scalar::quant::q8_0_act` (`ACT = true`), bit-exact for finite input.
 ///
 /// # Safety
 /// The CPU must support avx2, fma and f16c; `dst` holds `src.len() / 32` blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn quantize_q8_0(src: &[f32], dst: &mut [BlockQ8_0]) {
+pub(crate) unsafe fn quantize_q8_0<const ACT: bool>(src: &[f32], dst: &mut [BlockQ8_0]) {
     for (b, x) in dst.iter_mut().zip(src.chunks_exact(QK)) {
         let x: &[f32; 32] = x.try_into().unwrap_or(&[0.0; 32]);
         // SAFETY: features enabled here; qs is 32 writable bytes.
         unsafe {
-            let (d, q) = q8_block(x);
+            let (d, q) = q8_block::<ACT>(x);
             b.d = f32_to_f16(d);
             _mm256_storeu_si256(b.qs.as_mut_ptr().cast(), pack_i8(q));
         }
     }
 }
 
-/// `quantize_row_q8_1_ref`, bit-exact for finite input.
+/// `quantize_row_q8_1_ref` (`ACT = false`) or `scalar::quant::q8_1_act`
+/// (`ACT = true`), bit-exact for finite input.
 ///
 /// # Safety
 /// The CPU must support avx2, fma and f16c; `dst` holds `src.len() / 32` blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn quantize_q8_1(src: &[f32], dst: &mut [BlockQ8_1]) {
+pub(crate) unsafe fn quantize_q8_1<const ACT: bool>(src: &[f32], dst: &mut [BlockQ8_1]) {
     for (b, x) in dst.iter_mut().zip(src.chunks_exact(QK)) {
         let x: &[f32; 32] = x.try_into().unwrap_or(&[0.0; 32]);
         // SAFETY: features enabled here; qs is 32 writable bytes.
         unsafe {
-            let (d, q) = q8_block(x);
+            let (d, q) = q8_block::<ACT>(x);
             let sum = hsum_epi32(_mm256_add_epi32(
                 _mm256_add_epi32(q[0], q[1]),
                 _mm256_add_epi32(q[2], q[3]),
             ));
             b.d = f32_to_f16(d);
-            b.s = f32_to_f16(sum as f32 * d);
+            b.s = f32_to_f16(d * sum as f32);
             _mm256_storeu_si256(b.qs.as_mut_ptr().cast(), pack_i8(q));
         }
     }

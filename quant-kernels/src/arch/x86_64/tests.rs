@@ -57,15 +57,20 @@ fn dequant(ty: GgmlType, q: &[u8], n: usize) -> Vec<f32> {
 fn check_quant_exact(ty: GgmlType, x: &[f32]) {
     let reference = quant_scalar(ty, x);
     let f = super::avx2::quant_fn(ty).expect("avx2 quantizer");
+    check_same(&format!("{ty}"), f, x, &reference);
+    // The run-time activation flavour against its scalar version.
+    let mut act = vec![0u8; reference.len()];
+    (scalar::act_quant_fn(ty).unwrap())(x, &mut act);
+    let f = super::avx2::act_quant_fn(ty).expect("avx2 activation quantizer");
+    check_same(&format!("{ty} (activation)"), f, x, &act);
+}
+
+fn check_same(what: &str, f: crate::scalar::QuantFn, x: &[f32], reference: &[u8]) {
     let mut out = vec![0u8; reference.len()];
     f(x, &mut out);
     if out != reference {
-        let i = out
-            .iter()
-            .zip(&reference)
-            .position(|(a, b)| a != b)
-            .unwrap();
-        panic!("{ty}: first difference at byte {i} (n = {})", x.len());
+        let i = out.iter().zip(reference).position(|(a, b)| a != b).unwrap();
+        panic!("{what}: first difference at byte {i} (n = {})", x.len());
     }
 }
 
