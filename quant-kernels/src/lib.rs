@@ -19,18 +19,22 @@
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 
 mod arch;
+pub mod attn;
 pub mod blocks;
 mod dispatch;
 mod error;
 pub mod fp;
 mod scalar;
 mod types;
+pub mod vecops;
 
 use core::ops::Range;
 
+pub use attn::{attn_scores, attn_scores_with, attn_values, attn_values_with, KV_CHUNK};
 pub use dispatch::{cpu_features, resolve_tier, tier, try_tier, CpuFeatures, Tier};
 pub use error::Error;
 pub use types::{GgmlType, ALL_TYPES};
+pub use vecops::{exp, softmax, swiglu};
 
 /// Bytes of a row of `n` elements of `ty`, or the matching error.
 fn row_bytes(ty: GgmlType, n: usize) -> Result<usize, Error> {

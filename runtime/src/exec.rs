@@ -402,12 +402,12 @@ impl Shared<'_> {
 
     /// Attention for this thread's share of (token, KV head) units. The
     /// query heads that share a KV head are done together, so each key and
-    /// value row is read and converted once per group, not once per head.
+    /// value is read and converted once per group, not once per head.
     fn attn_share(&self, layer: usize, n: usize, pos0: usize, tid: usize) -> Result<()> {
         let hp = &self.model.hp;
         let (hd, qd, nkv) = (hp.head_dim, hp.q_dim(), hp.n_head_kv);
         let group = hp.n_head / nkv;
-        let n_ctx = self.plan.config.n_ctx;
+        let n_pad = self.plan.config.n_ctx.next_multiple_of(KV_CHUNK);
         let kv_t = self.plan.config.kv_type;
         let ty = kv_t.ggml();
         let es = kv_t.size();
@@ -422,86 +422,62 @@ impl Shared<'_> {
         let vb: &[u8] = bytemuck::cast_slice(&kv.1[..]);
         let mut out = lock(&self.outs[tid]);
         let mut att = lock(&self.atts[tid]);
-        let n_pad = n_ctx.next_multiple_of(V_CHUNK);
-        let n_chunks = n_pad / V_CHUNK;
         let (probs, rest) = att.split_at_mut(group * n_pad);
-        let (pconv, rest) = rest.split_at_mut(group * n_pad);
-        let (qconv, rest) = rest.split_at_mut(group * hd);
-        let (tmp, _) = rest.split_at_mut(hd);
-        let qbytes: &mut [u8] = bytemuck::cast_slice_mut(qconv);
-        let pbytes: &mut [u8] = bytemuck::cast_slice_mut(pconv);
+        let (qg, _) = rest.split_at_mut(group * hd);
         let u0 = units.start;
         for u in units {
             let (i, kvh) = (u / nkv, u % nkv);
             let len = pos0 + i + 1;
-            let used = len.div_ceil(V_CHUNK);
-            let span = used * V_CHUNK;
-            // The group's queries, contiguous in q: heads kvh*group ...
+            // The group's queries (heads kvh·group ..), rounded to the cache's
+            // precision as llama.cpp rounds them before its dot products.
             let q0 = i * qd + kvh * group * hd;
-            let qb = &mut qbytes[..group * hd * es];
-            to_kv(kv_t, &q[q0..q0 + group * hd], qb)?;
-            // Scores: keys rows 0..len of [layer][kvh][pos][hd] times each
-            // query of the group (the key rows stay in cache between them).
-            let kbase = ((layer * nkv + kvh) * n_ctx) * hd * es;
-            let kmat = &kb[kbase..kbase + len * hd * es];
-            for g in 0..group {
-                let pg = &mut probs[g * n_pad..g * n_pad + span];
-                let qg = &qb[g * hd * es..(g + 1) * hd * es];
-                ember_quant::gemv(ty, kmat, hd, 0..len, qg, &mut pg[..len])?;
-                ops::softmax(&mut pg[..len], scale);
-                // Zero padding to a whole chunk, then the cache's type.
-                pg[len..].fill(0.0);
-                to_kv(
-                    kv_t,
-                    pg,
-                    &mut pbytes[g * n_pad * es..(g * n_pad + span) * es],
-                )?;
-            }
-            // Values, transposed in chunks: [layer][kvh][chunk][dim][V_CHUNK];
-            // one matrix-vector product per chunk and head.
-            let o = &mut out[(u - u0) * group * hd..(u - u0 + 1) * group * hd];
-            o.fill(0.0);
-            let head = (layer * nkv + kvh) * n_chunks;
-            for c in 0..used {
-                let base = (head + c) * hd * V_CHUNK * es;
-                let vmat = &vb[base..base + hd * V_CHUNK * es];
-                for g in 0..group {
-                    let src = (g * n_pad + c * V_CHUNK) * es;
-                    let x = &pbytes[src..src + V_CHUNK * es];
-                    let y = &mut tmp[..hd];
-                    ember_quant::gemv(ty, vmat, V_CHUNK, 0..hd, x, y)?;
-                    ops::add(&mut o[g * hd..(g + 1) * hd], y);
+            qg.copy_from_slice(&q[q0..q0 + group * hd]);
+            if kv_t == KvType::F16 {
+                for v in qg.iter_mut() {
+                    *v = half::f16::from_f32(*v).to_f32();
                 }
             }
+            let head = (layer * nkv + kvh) * n_pad * hd * es;
+            // Keys [chunk][dim][KV_CHUNK] of this head: whole chunks up to len.
+            let kmat = &kb[head..head + len.next_multiple_of(KV_CHUNK) * hd * es];
+            ember_quant::attn_scores(ty, hd, group, qg, kmat, len, probs, n_pad)?;
+            for g in 0..group {
+                let pg = &mut probs[g * n_pad..g * n_pad + len];
+                ops::softmax(pg, scale);
+                // Rounded to the cache's precision, as llama.cpp rounds them
+                // before its product with the values.
+                if kv_t == KvType::F16 {
+                    for v in pg.iter_mut() {
+                        *v = half::f16::from_f32(*v).to_f32();
+                    }
+                }
+            }
+            // Values [pos][dim] of this head, rows 0..len.
+            let vmat = &vb[head..head + len * hd * es];
+            let o = &mut out[(u - u0) * group * hd..(u - u0 + 1) * group * hd];
+            ember_quant::attn_values(ty, hd, group, probs, n_pad, vmat, len, o)?;
         }
         Ok(())
     }
 }
 
-/// Positions per chunk of the transposed value cache.
-pub const V_CHUNK: usize = 64;
+/// Positions per chunk of the key cache's chunk-transposed layout
+/// (`[layer][kvh][chunk][dim][KV_CHUNK]`); the value cache is
+/// `[layer][kvh][pos][dim]`. Both hold `n_ctx` rounded up to a whole chunk.
+pub const KV_CHUNK: usize = ember_quant::KV_CHUNK;
 
-/// Index of value element (`pos`, `dim`) of KV head `h` in `layer`, in the
-/// chunked, transposed layout `[layer][kvh][chunk][dim][V_CHUNK]`.
-fn v_index(
+/// Index of key element (`pos`, `dim`) of KV head `h` in `layer`, in the
+/// chunk-transposed layout.
+fn k_index(
     layer: usize,
     nkv: usize,
     h: usize,
-    n_chunks: usize,
+    n_pad: usize,
     hd: usize,
     pos: usize,
     dim: usize,
 ) -> usize {
-    ((((layer * nkv + h) * n_chunks + pos / V_CHUNK) * hd + dim) * V_CHUNK) + pos % V_CHUNK
-}
-
-/// Converts f32 values to the KV cache's element type.
-fn to_kv(t: KvType, src: &[f32], dst: &mut [u8]) -> Result<()> {
-    match t {
-        KvType::F32 => dst.copy_from_slice(bytemuck::cast_slice(src)),
-        KvType::F16 => ember_quant::quantize_row(GgmlType::F16, src, dst)?,
-    }
-    Ok(())
+    (layer * nkv + h) * n_pad * hd + ((pos / KV_CHUNK) * hd + dim) * KV_CHUNK + pos % KV_CHUNK
 }
 
 /// A session with its threads running: evaluate tokens, read logits.
@@ -823,40 +799,45 @@ impl Exec<'_, '_> {
         let sh = self.sh;
         let hp = &sh.model.hp;
         let (hd, kvd, nkv) = (hp.head_dim, hp.kv_dim(), hp.n_head_kv);
-        let n_ctx = sh.plan.config.n_ctx;
-        let n_chunks = n_ctx.div_ceil(V_CHUNK);
+        let n_pad = sh.plan.config.n_ctx.next_multiple_of(KV_CHUNK);
         let mut kv = write(&sh.kv);
         let (kc, vc) = &mut *kv;
         let f16 = sh.plan.config.kv_type == KvType::F16;
         for j in 0..n {
             let pos = pos0 + j;
             for h in 0..nkv {
-                let kbase = ((layer * nkv + h) * n_ctx + pos) * hd;
-                let src = &self.k[j * kvd + h * hd..j * kvd + (h + 1) * hd];
+                let ksrc = &self.k[j * kvd + h * hd..j * kvd + (h + 1) * hd];
                 let vsrc = &self.v[j * kvd + h * hd..j * kvd + (h + 1) * hd];
+                // Values: one row per position.
+                let vbase = ((layer * nkv + h) * n_pad + pos) * hd;
                 if f16 {
-                    let kc: &mut [u16] = bytemuck::cast_slice_mut(&mut kc[..]);
-                    let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut kc[kbase..kbase + hd]);
-                    ember_quant::quantize_row(GgmlType::F16, src, dst)?;
+                    let vc: &mut [u16] = bytemuck::cast_slice_mut(&mut vc[..]);
+                    let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut vc[vbase..vbase + hd]);
+                    ember_quant::quantize_row(GgmlType::F16, vsrc, dst)?;
                 } else {
-                    kc[kbase..kbase + hd].copy_from_slice(src);
+                    vc[vbase..vbase + hd].copy_from_slice(vsrc);
                 }
-                // A new chunk starts clean, so that positions past the end
-                // (weighted by zero) never hold stale values.
-                let fresh = pos.is_multiple_of(V_CHUNK);
-                for (dim, &val) in vsrc.iter().enumerate() {
-                    let at = v_index(layer, nkv, h, n_chunks, hd, pos, dim);
+                // Keys: one column per position. A new chunk starts clean, so
+                // that the positions past the end (scored, then ignored)
+                // never hold stale values.
+                let fresh = pos.is_multiple_of(KV_CHUNK);
+                if fresh {
+                    let at = k_index(layer, nkv, h, n_pad, hd, pos, 0);
+                    let chunk = at..at + hd * KV_CHUNK;
                     if f16 {
-                        let vc: &mut [u16] = bytemuck::cast_slice_mut(&mut vc[..]);
-                        if fresh {
-                            vc[at..at + V_CHUNK].fill(0);
-                        }
-                        vc[at] = half::f16::from_f32(val).to_bits();
+                        let kc: &mut [u16] = bytemuck::cast_slice_mut(&mut kc[..]);
+                        kc[chunk].fill(0);
                     } else {
-                        if fresh {
-                            vc[at..at + V_CHUNK].fill(0.0);
-                        }
-                        vc[at] = val;
+                        kc[chunk].fill(0.0);
+                    }
+                }
+                for (dim, &val) in ksrc.iter().enumerate() {
+                    let at = k_index(layer, nkv, h, n_pad, hd, pos, dim);
+                    if f16 {
+                        let kc: &mut [u16] = bytemuck::cast_slice_mut(&mut kc[..]);
+                        kc[at] = half::f16::from_f32(val).to_bits();
+                    } else {
+                        kc[at] = val;
                     }
                 }
             }

@@ -172,11 +172,11 @@ impl Plan {
         // Attention output of a thread's (token, head) pairs.
         out = out.max(n_batch * hp.n_head * hp.head_dim);
         // Attention scratch: scores over the context, one head's query and value rows.
-        let n_pad = config.n_ctx.next_multiple_of(crate::exec::V_CHUNK);
+        let n_pad = config.n_ctx.next_multiple_of(crate::exec::KV_CHUNK);
         let group = hp.n_head / hp.n_head_kv;
-        // Probabilities and their converted copy for a query group, the
-        // group's converted queries, one head's output.
-        let att = 2 * group * n_pad + (group + 1) * hp.head_dim + 64;
+        // Scores/probabilities of a query group over the (padded) context,
+        // and the group's queries.
+        let att = group * n_pad + group * hp.head_dim + 64;
 
         let kv = hp
             .n_layer

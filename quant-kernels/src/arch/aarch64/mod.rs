@@ -1,5 +1,6 @@
 //! AArch64 kernels: NEON, dotprod (`sdot`), i8mm (`smmla`).
 
+pub(crate) mod attn;
 pub(crate) mod common;
 pub(crate) mod dotprod;
 pub(crate) mod i8mm;

@@ -1,5 +1,6 @@
 //! x86-64 kernels: AVX2 (+FMA, F16C) and AVX-512 (F, BW, VL).
 
+pub(crate) mod attn;
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 mod half;
@@ -9,6 +10,7 @@ mod legacy;
 mod quant;
 #[cfg(test)]
 mod tests;
+pub(crate) mod vec;
 mod zgemm;
 
 /// Whether the CPU has `feature` (run-time detection with `std`, the

@@ -1,0 +1,201 @@
+//! Attention products (see `crate::attn`) on NEON: 4-lane f32 FMAs, F16
+//! elements widened exactly with `fcvtl`/`fcvtl2` ([`f16x8`]).
+//!
+//! Scores: tiles of 16 positions × up to 4 queries (16 accumulators) over
+//! the whole head dimension. Values: tiles of 16 dimensions × up to 4
+//! heads over all positions. 32 vector registers hold either tile.
+//!
+//! Soundness: the `#[target_feature]` functions here are only reachable
+//! through [`kernels`], which hands them out only on CPUs with NEON; sizes
+//! are validated by `crate::attn`.
+
+use core::arch::aarch64::*;
+
+use super::common::f16x8;
+use super::has;
+use crate::attn::{AttnKernels, KV_CHUNK};
+use crate::GgmlType;
+
+/// The NEON attention kernels for cache elements of type `ty`.
+pub(crate) fn kernels(ty: GgmlType) -> Option<AttnKernels> {
+    if !has("neon") {
+        return None;
+    }
+    match ty {
+        GgmlType::F16 => Some(AttnKernels {
+            scores: scores::<true>,
+            values: values::<true>,
+        }),
+        GgmlType::F32 => Some(AttnKernels {
+            scores: scores::<false>,
+            values: values::<false>,
+        }),
+        _ => None,
+    }
+}
+
+/// 16 elements at `p` (F16 or F32) as four f32 vectors.
+///
+/// # Safety
+/// NEON; 16 readable elements at `p`.
+#[inline(always)]
+unsafe fn load16<const F16: bool>(p: *const u8) -> [float32x4_t; 4] {
+    // SAFETY: caller's contract; `ld1` has no alignment requirement.
+    unsafe {
+        if F16 {
+            let (a, b) = f16x8(vld1q_u16(p.cast()));
+            let (c, d) = f16x8(vld1q_u16(p.add(16).cast()));
+            [a, b, c, d]
+        } else {
+            let f = p.cast::<f32>();
+            [
+                vld1q_f32(f),
+                vld1q_f32(f.add(4)),
+                vld1q_f32(f.add(8)),
+                vld1q_f32(f.add(12)),
+            ]
+        }
+    }
+}
+
+fn scores<const F16: bool>(
+    hd: usize,
+    group: usize,
+    q: &[f32],
+    k: &[u8],
+    nch: usize,
+    scores: &mut [f32],
+    stride: usize,
+) {
+    let es = if F16 { 2 } else { 4 };
+    let cb = hd * KV_CHUNK * es;
+    for c in 0..nch {
+        for t in 0..KV_CHUNK / 16 {
+            let mut g0 = 0;
+            while g0 < group {
+                let gn = (group - g0).min(4);
+                let kc = k[c * cb + 16 * t * es..(c + 1) * cb].as_ptr();
+                let qp = q[g0 * hd..].as_ptr();
+                let op = scores[g0 * stride + c * KV_CHUNK + 16 * t..].as_mut_ptr();
+                // SAFETY: only reachable via `kernels`, which checked NEON;
+                // the 16 positions at 16·t of each of the chunk's hd rows are
+                // in `k`, q has gn·hd values from g0, scores gn rows from op.
+                unsafe {
+                    match gn {
+                        4 => scores_tile::<4, F16>(hd, qp, kc, op, stride),
+                        3 => scores_tile::<3, F16>(hd, qp, kc, op, stride),
+                        2 => scores_tile::<2, F16>(hd, qp, kc, op, stride),
+                        _ => scores_tile::<1, F16>(hd, qp, kc, op, stride),
+                    }
+                }
+                g0 += gn;
+            }
+        }
+    }
+}
+
+/// 16 positions × `G` queries.
+///
+/// # Safety
+/// NEON; `kc + d·64` has 16 readable elements for `d < hd`, `q` `G·hd` f32,
+/// `out + g·stride` 16 writable f32 for each `g < G`.
+#[target_feature(enable = "neon")]
+unsafe fn scores_tile<const G: usize, const F16: bool>(
+    hd: usize,
+    q: *const f32,
+    kc: *const u8,
+    out: *mut f32,
+    stride: usize,
+) {
+    let es = if F16 { 2 } else { 4 };
+    let mut acc = [[vdupq_n_f32(0.0); 4]; G];
+    // SAFETY: caller's contract.
+    unsafe {
+        for d in 0..hd {
+            let kv = load16::<F16>(kc.add(d * KV_CHUNK * es));
+            for (g, a) in acc.iter_mut().enumerate() {
+                let qd = *q.add(g * hd + d);
+                for (aj, &kj) in a.iter_mut().zip(&kv) {
+                    *aj = vfmaq_n_f32(*aj, kj, qd);
+                }
+            }
+        }
+        for (g, a) in acc.iter().enumerate() {
+            for (j, &aj) in a.iter().enumerate() {
+                vst1q_f32(out.add(g * stride + 4 * j), aj);
+            }
+        }
+    }
+}
+
+fn values<const F16: bool>(
+    hd: usize,
+    group: usize,
+    probs: &[f32],
+    stride: usize,
+    v: &[u8],
+    len: usize,
+    out: &mut [f32],
+) {
+    if !hd.is_multiple_of(16) {
+        return crate::attn::values_fallback(F16, hd, group, probs, stride, v, len, out);
+    }
+    let es = if F16 { 2 } else { 4 };
+    let mut g0 = 0;
+    while g0 < group {
+        let gn = (group - g0).min(4);
+        for d0 in (0..hd).step_by(16) {
+            let pp = probs[g0 * stride..].as_ptr();
+            let vp = v[d0 * es..].as_ptr();
+            let op = out[g0 * hd + d0..].as_mut_ptr();
+            // SAFETY: only reachable via `kernels`, which checked NEON; v
+            // holds len rows of hd elements (this slab is d0..d0 + 16),
+            // probs gn rows of `stride` ≥ len, out gn rows of hd.
+            unsafe {
+                match gn {
+                    4 => values_tile::<4, F16>(hd, len, pp, stride, vp, op),
+                    3 => values_tile::<3, F16>(hd, len, pp, stride, vp, op),
+                    2 => values_tile::<2, F16>(hd, len, pp, stride, vp, op),
+                    _ => values_tile::<1, F16>(hd, len, pp, stride, vp, op),
+                }
+            }
+        }
+        g0 += gn;
+    }
+}
+
+/// `G` heads × 16 dimensions over all `len` positions.
+///
+/// # Safety
+/// NEON; `v` row `pos` (stride `hd` elements) has 16 readable elements for
+/// `pos < len`; `p + g·stride` has `len` f32 and `out + g·hd` 16 writable
+/// f32 for each `g < G`.
+#[target_feature(enable = "neon")]
+unsafe fn values_tile<const G: usize, const F16: bool>(
+    hd: usize,
+    len: usize,
+    p: *const f32,
+    stride: usize,
+    v: *const u8,
+    out: *mut f32,
+) {
+    let es = if F16 { 2 } else { 4 };
+    let mut acc = [[vdupq_n_f32(0.0); 4]; G];
+    // SAFETY: caller's contract.
+    unsafe {
+        for pos in 0..len {
+            let vv = load16::<F16>(v.add(pos * hd * es));
+            for (g, a) in acc.iter_mut().enumerate() {
+                let w = *p.add(g * stride + pos);
+                for (aj, &vj) in a.iter_mut().zip(&vv) {
+                    *aj = vfmaq_n_f32(*aj, vj, w);
+                }
+            }
+        }
+        for (g, a) in acc.iter().enumerate() {
+            for (j, &aj) in a.iter().enumerate() {
+                vst1q_f32(out.add(g * hd + 4 * j), aj);
+            }
+        }
+    }
+}

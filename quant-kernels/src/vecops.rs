@@ -1,0 +1,186 @@
+//! Element-wise vector kernels of the forward pass that need `exp`: softmax
+//! and SwiGLU. One generic source, written with explicit 16-lane blocks so
+//! it vectorizes; the x86 tiers compile it again with their target features
+//! (`arch::x86_64::vec`), so every tier gives the same bits.
+
+use crate::dispatch;
+#[cfg(target_arch = "x86_64")]
+use crate::Tier;
+
+/// `e^x` in f32 within 2 ulp of the correctly rounded result for normal
+/// results, written branch-free so that loops over it vectorize (libm's
+/// `expf` is a call per element). Below ~−87.3 (where `e^x` leaves the
+/// normal range) it returns 0, above ~88.7 infinity; NaN stays NaN.
+///
+/// Cody–Waite reduction `x = n·ln2 + r`, `|r| ≤ ln2/2`, then a degree-6
+/// polynomial (Cephes' `expf` coefficients) and `2^n` built in the exponent bits.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
+    const LO: f32 = -87.336_55; // ln(2^-126)
+    const HI: f32 = 88.722_83; // ln(f32::MAX)
+    let xc = if x < LO { LO } else { x };
+    let xc = if xc > HI { HI } else { xc };
+    let t = xc * LOG2E + MAGIC;
+    let n = t - MAGIC; // round(x / ln2), ties to even
+    let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000); // the same n, as an integer
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 0.5;
+    let e = p * (r * r) + r + 1.0;
+    // 2^n for n in [-126, 128]: n = 128 only at the clamp, where e·2^127·2 = inf.
+    let (n1, n2) = (ni >> 1, ni - (ni >> 1));
+    let s1 = f32::from_bits(((n1 + 127) as u32) << 23);
+    let s2 = f32::from_bits(((n2 + 127) as u32) << 23);
+    let y = e * s1 * s2;
+    let y = if x < LO { 0.0 } else { y };
+    let y = if x > HI { f32::INFINITY } else { y };
+    if x.is_nan() {
+        x
+    } else {
+        y
+    }
+}
+
+/// Lanes of the block loops (independent accumulators).
+const W: usize = 16;
+
+/// Softmax in place after scaling by `scale`: `x_i = e^{s·x_i − max} / Σ`.
+/// The sum is kept in 16 f32 lanes, combined in f64.
+#[inline(always)]
+pub(crate) fn softmax_generic(x: &mut [f32], scale: f32) {
+    let mut mx = [f32::NEG_INFINITY; W];
+    let mut chunks = x.chunks_exact_mut(W);
+    for c in &mut chunks {
+        for (m, v) in mx.iter_mut().zip(c.iter_mut()) {
+            *v *= scale;
+            *m = if *v > *m { *v } else { *m };
+        }
+    }
+    let mut max = mx
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    for v in chunks.into_remainder() {
+        *v *= scale;
+        max = if *v > max { *v } else { max };
+    }
+    let mut acc = [0f32; W];
+    let mut chunks = x.chunks_exact_mut(W);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c.iter_mut()) {
+            *v = exp(*v - max);
+            *a += *v;
+        }
+    }
+    let mut sum: f64 = acc.iter().map(|&a| a as f64).sum();
+    for v in chunks.into_remainder() {
+        *v = exp(*v - max);
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// SwiGLU in place: `g_i = g_i / (1 + e^{−g_i}) · u_i`.
+#[inline(always)]
+pub(crate) fn swiglu_generic(g: &mut [f32], u: &[f32]) {
+    for (a, &b) in g.iter_mut().zip(u) {
+        let s = *a / (1.0 + exp(-*a));
+        *a = s * b;
+    }
+}
+
+/// Softmax in place over `x` after scaling by `scale`, on the dispatched tier.
+pub fn softmax(x: &mut [f32], scale: f32) {
+    match dispatch::tier() {
+        #[cfg(target_arch = "x86_64")]
+        t @ (Tier::Avx2 | Tier::Avx512) => crate::arch::x86_64::vec::softmax(t, x, scale),
+        _ => softmax_generic(x, scale),
+    }
+}
+
+/// SwiGLU in place (`g = silu(g) · u` over `min(g.len(), u.len())`), on the
+/// dispatched tier.
+pub fn swiglu(g: &mut [f32], u: &[f32]) {
+    match dispatch::tier() {
+        #[cfg(target_arch = "x86_64")]
+        t @ (Tier::Avx2 | Tier::Avx512) => crate::arch::x86_64::vec::swiglu(t, g, u),
+        _ => swiglu_generic(g, u),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distance in units in the last place (same-sign finite values).
+    fn ulps(a: f32, b: f32) -> u32 {
+        (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
+    }
+
+    #[test]
+    fn exp_within_two_ulp_of_libm() {
+        let mut worst = (0u32, 0f32);
+        let (lo, hi) = (-87.33f64, 88.72f64);
+        let n = 2_000_000u64;
+        let near_zero = (0..200).map(|k| 10f32.powf(-(k as f32) / 10.0));
+        let grid = (0..=n).map(|i| (lo + (hi - lo) * i as f64 / n as f64) as f32);
+        let mut i = 0u64;
+        for x in grid.chain(near_zero.clone()).chain(near_zero.map(|v| -v)) {
+            let u = ulps(exp(x), x.exp());
+            if u > worst.0 {
+                worst = (u, x);
+            }
+            i += 1;
+        }
+        assert!(i > 1_000_000, "{i} points");
+        assert!(worst.0 <= 2, "exp({}) is {} ulp off", worst.1, worst.0);
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-100.0), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp(100.0), f32::INFINITY);
+        assert!(exp(f32::NAN).is_nan());
+        assert!(exp(88.7) < f32::INFINITY && exp(88.7) > 3e38);
+    }
+
+    #[test]
+    fn tiers_agree_bit_for_bit() {
+        let x0: Vec<f32> = (0..1037)
+            .map(|i| ((i * 7919) % 1000) as f32 * 0.013 - 6.0)
+            .collect();
+        let u: Vec<f32> = (0..1037)
+            .map(|i| ((i * 104729) % 997) as f32 * 0.01 - 5.0)
+            .collect();
+        let mut want = x0.clone();
+        softmax_generic(&mut want, 0.125);
+        let s: f64 = want.iter().map(|&v| v as f64).sum();
+        assert!((s - 1.0).abs() < 1e-5);
+        let mut want_sw = x0.clone();
+        swiglu_generic(&mut want_sw, &u);
+        for (i, (&a, &b)) in want_sw.iter().zip(&x0).enumerate() {
+            let silu = b as f64 / (1.0 + (-(b as f64)).exp());
+            assert!(
+                (a as f64 - silu * u[i] as f64).abs() <= 1e-5 * (1.0 + (silu * u[i] as f64).abs())
+            );
+        }
+        for n in [0usize, 1, 15, 16, 17, 1037] {
+            let mut got = x0[..n].to_vec();
+            softmax(&mut got, 0.125);
+            let mut w = x0[..n].to_vec();
+            softmax_generic(&mut w, 0.125);
+            assert_eq!(got, w, "softmax n = {n}");
+            let mut got = x0[..n].to_vec();
+            swiglu(&mut got, &u[..n]);
+            assert_eq!(got, want_sw[..n], "swiglu n = {n}");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Attention kernels on every tier this CPU runs, against an f64 oracle
+//! computed here from the decoded cache elements: scores and value sums
+//! must be within `4 · 2^-24 · (hd + len)` of `Σ|terms|` (f32 accumulation of
+//! that many products), for F16 and F32 caches, head dims that are and are
+//! not multiples of the vector width, GQA groups from 1 to 9, and lengths
+//! around the 64-position chunk.
+
+use ember_quant::fp::{f16_to_f32, f32_to_f16};
+use ember_quant::{attn_scores_with, attn_values_with, GgmlType, Tier, KV_CHUNK};
+
+struct Rng(u64);
+impl Rng {
+    fn f(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+fn tiers() -> Vec<Tier> {
+    Tier::ALL
+        .iter()
+        .copied()
+        .filter(|t| t.is_supported())
+        .collect()
+}
+
+fn encode(ty: GgmlType, v: f32) -> (Vec<u8>, f32) {
+    if ty == GgmlType::F16 {
+        let b = f32_to_f16(v);
+        (b.to_vec(), f16_to_f32(b))
+    } else {
+        (v.to_le_bytes().to_vec(), v)
+    }
+}
+
+fn tol(n: usize, abs_sum: f64) -> f64 {
+    4.0 * (n as f64) * f64::from(f32::EPSILON) * 0.5 * abs_sum + 1e-30
+}
+
+#[test]
+fn attention_kernels_match_f64_oracle() {
+    let mut rng = Rng(0x5EED_A77E);
+    let mut checked = 0usize;
+    for t in tiers() {
+        for ty in [GgmlType::F16, GgmlType::F32] {
+            for &hd in &[64usize, 80, 128, 40, 8] {
+                for &group in &[1usize, 3, 4, 5, 9] {
+                    for &len in &[1usize, 63, 64, 65, 200] {
+                        let nch = len.div_ceil(KV_CHUNK);
+                        let span = nch * KV_CHUNK;
+                        // Keys: chunk-transposed, zeros past len; values by position.
+                        let mut kd = vec![0f32; span * hd]; // decoded [pos][d]
+                        let mut kb = vec![0u8; 0];
+                        let es = if ty == GgmlType::F16 { 2 } else { 4 };
+                        kb.resize(span * hd * es, 0);
+                        for p in 0..len {
+                            for d in 0..hd {
+                                let (b, dec) = encode(ty, rng.f() * 3.0);
+                                kd[p * hd + d] = dec;
+                                let at =
+                                    ((p / KV_CHUNK) * hd * KV_CHUNK + d * KV_CHUNK + p % KV_CHUNK)
+                                        * es;
+                                kb[at..at + es].copy_from_slice(&b);
+                            }
+                        }
+                        let mut vd = vec![0f32; len * hd];
+                        let mut vb = Vec::with_capacity(len * hd * es);
+                        for x in vd.iter_mut() {
+                            let (b, dec) = encode(ty, rng.f() * 2.0);
+                            *x = dec;
+                            vb.extend_from_slice(&b);
+                        }
+                        let q: Vec<f32> = (0..group * hd).map(|_| rng.f()).collect();
+                        let stride = span + 3;
+                        let mut scores = vec![f32::NAN; group * stride];
+                        attn_scores_with(t, ty, hd, group, &q, &kb, len, &mut scores, stride)
+                            .unwrap();
+                        for g in 0..group {
+                            for p in 0..span {
+                                let terms =
+                                    (0..hd).map(|d| q[g * hd + d] as f64 * kd[p * hd + d] as f64);
+                                let want: f64 = terms.clone().sum();
+                                let abs: f64 = terms.map(f64::abs).sum();
+                                let got = scores[g * stride + p] as f64;
+                                assert!((got - want).abs() <= tol(hd, abs), "{t} {ty} hd {hd} group {group} len {len}: score[{g}][{p}] {got} vs {want}");
+                            }
+                        }
+                        let probs: Vec<f32> = (0..group * stride).map(|_| rng.f().abs()).collect();
+                        let mut out = vec![f32::NAN; group * hd];
+                        attn_values_with(t, ty, hd, group, &probs, stride, &vb, len, &mut out)
+                            .unwrap();
+                        for g in 0..group {
+                            for d in 0..hd {
+                                let terms = (0..len)
+                                    .map(|p| probs[g * stride + p] as f64 * vd[p * hd + d] as f64);
+                                let want: f64 = terms.clone().sum();
+                                let abs: f64 = terms.map(f64::abs).sum();
+                                let got = out[g * hd + d] as f64;
+                                assert!((got - want).abs() <= tol(len, abs), "{t} {ty} hd {hd} group {group} len {len}: out[{g}][{d}] {got} vs {want}");
+                            }
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked >= 2 * 5 * 5 * 5);
+}
+
+#[test]
+fn attention_rejects_bad_sizes() {
+    let t = Tier::Scalar;
+    let k = vec![0u8; 64 * 64 * 2];
+    let q = vec![0f32; 64];
+    let mut s = vec![0f32; 64];
+    assert!(attn_scores_with(t, GgmlType::F16, 64, 1, &q, &k, 64, &mut s, 64).is_ok());
+    // Keys for 65 positions need two chunks.
+    assert!(attn_scores_with(t, GgmlType::F16, 64, 1, &q, &k, 65, &mut s, 128).is_err());
+    // Too small a stride, too few queries, an unsupported type.
+    assert!(attn_scores_with(t, GgmlType::F16, 64, 1, &q, &k, 64, &mut s, 32).is_err());
+    assert!(attn_scores_with(t, GgmlType::F16, 64, 2, &q, &k, 64, &mut s, 64).is_err());
+    assert!(attn_scores_with(t, GgmlType::Q8_0, 64, 1, &q, &k, 64, &mut s, 64).is_err());
+    let v = vec![0u8; 10 * 64 * 2];
+    let p = vec![0f32; 10];
+    let mut o = vec![0f32; 64];
+    assert!(attn_values_with(t, GgmlType::F16, 64, 1, &p, 10, &v, 10, &mut o).is_ok());
+    assert!(attn_values_with(t, GgmlType::F16, 64, 1, &p, 10, &v, 11, &mut o).is_err());
+    assert!(attn_values_with(t, GgmlType::F16, 64, 2, &p, 10, &v, 10, &mut o).is_err());
+}
