@@ -20,6 +20,37 @@ $EMBER pull >/dev/null
 "$PEERS" build >/dev/null
 "$PEERS" models >/dev/null
 MODELS=$("$PEERS" path | sed 's/.*models=\([^ ]*\).*/\1/')
+ROOT=$("$PEERS" path | sed 's/^root=\([^ ]*\).*/\1/')
+
+# llama.cpp's tools. The peers build uses GGML_NATIVE, which on a CPU that
+# reports AMX but may not run it (some VMs) dies with SIGILL in the AMX
+# matmul. Then build the same source once more with the CPU's ISA named
+# explicitly and AMX off, into $ROOT/llama.cpp-portable (LLAMA_BIN overrides).
+LLAMA_BIN=${LLAMA_BIN:-}
+if [[ -z $LLAMA_BIN ]]; then
+  if "$PEERS" llama bench -m "$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf" -p 8 -n 0 -r 1 -t 1 >/dev/null 2>&1; then
+    LLAMA_BIN=$("$PEERS" path | sed 's/.*llama=\([^ ]*\).*/\1/')
+  else
+    LLAMA_BIN=$ROOT/llama.cpp-portable/build/bin
+    if [[ ! -x $LLAMA_BIN/llama-bench ]]; then
+      echo "llama.cpp's native build cannot run here; building it without AMX (a few minutes)" >&2
+      src=$(ls -d "$ROOT"/src/llama_cpp_python-*/vendor/llama.cpp | head -1)
+      flags=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_BMI2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+             -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
+      has() { grep -qw "$1" /proc/cpuinfo; }
+      has avx512f && flags+=(-DGGML_AVX512=ON)
+      has avx512_vnni && flags+=(-DGGML_AVX512_VNNI=ON)
+      has avx512vbmi && flags+=(-DGGML_AVX512_VBMI=ON)
+      has avx512_bf16 && flags+=(-DGGML_AVX512_BF16=ON)
+      cmake -S "$src" -B "$ROOT/llama.cpp-portable/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
+            -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF "${flags[@]}" >/dev/null
+      cmake --build "$ROOT/llama.cpp-portable/build" -j"$(nproc)" \
+            --target llama-bench llama-simple llama-perplexity >/dev/null
+    fi
+  fi
+fi
+echo "llama.cpp tools: $LLAMA_BIN" | tee "$OUT/llama-bin.txt"
+llama() { local tool=$1; shift; LD_LIBRARY_PATH=$LLAMA_BIN "$LLAMA_BIN/llama-$tool" "$@"; }
 model_path() {
   case $1 in
     Q4_K_M) echo "$(cd .. && pwd)/shared/models/SmolLM2-135M-Instruct.Q4_K_M.gguf" ;;
@@ -34,7 +65,7 @@ for v in $VARIANTS; do
   echo "== $v ($m)"
   # Interleave the runtimes so that machine noise hits them alike.
   $EMBER bench -m "$m" -p 128 -n 128 -t "$THREADS" -r "$REPS" -o json --roofline > "$OUT/ember-$v.json"
-  "$PEERS" llama bench -m "$m" -p 128 -n 128 -t "$THREADS" -r "$REPS" -o json > "$OUT/llama-$v.json" 2>/dev/null
+  llama bench -m "$m" -p 128 -n 128 -t "$THREADS" -r "$REPS" -o json > "$OUT/llama-$v.json" 2>/dev/null
   : > "$OUT/candle-$v.txt"
   for t in ${THREADS//,/ }; do
     for r in $(seq "$REPS"); do
@@ -51,19 +82,21 @@ ttft() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo
 : > "$OUT/ttft.txt"
 for r in $(seq 10); do
   echo "ember $(ttft $EMBER run -m "$DEF" -p "$PROMPT" -n 1 --temp 0)" >> "$OUT/ttft.txt"
-  echo "llama-simple $(ttft "$PEERS" llama simple -m "$DEF" -n 1 "$PROMPT")" >> "$OUT/ttft.txt"
+  echo "llama-simple $(ttft llama simple -m "$DEF" -n 1 "$PROMPT")" >> "$OUT/ttft.txt"
 done
 
 # Peak RSS generating 128 tokens (context 2048 for Ember: its KV cache is planned for that).
 rss() { /usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -1; }
 {
   echo "ember $(rss $EMBER run -m "$DEF" -p "$PROMPT" -n 128 --temp 0 -c 2048)"
-  echo "llama-simple $(rss "$PEERS" llama simple -m "$DEF" -n 128 "$PROMPT")"
+  echo "llama-simple $(rss llama simple -m "$DEF" -n 128 "$PROMPT")"
   echo "candle $(rss "$PEERS" candle bench "$DEF" --prefill 16 --decode 128)"
 } > "$OUT/rss-kb.txt"
 
 # Long context: decode at depth 1024 against depth 16.
 $EMBER bench -m "$DEF" -p 0 -n 64 -t "$THREADS" -r 3 -d 16 -o json > "$OUT/ember-depth16.json"
 $EMBER bench -m "$DEF" -p 0 -n 64 -t "$THREADS" -r 3 -d 1024 -o json > "$OUT/ember-depth1024.json"
+llama bench -m "$DEF" -p 0 -n 64 -t "$THREADS" -r 3 -d 16 -o json > "$OUT/llama-depth16.json" 2>/dev/null || true
+llama bench -m "$DEF" -p 0 -n 64 -t "$THREADS" -r 3 -d 1024 -o json > "$OUT/llama-depth1024.json" 2>/dev/null || true
 
 python3 tools/bench_report.py "$OUT" | tee "$OUT/report.md"

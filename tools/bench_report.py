@@ -98,15 +98,17 @@ def main():
             print(f"- {k}: {int(kb) / 1024:.1f} MiB")
     except (OSError, ValueError):
         pass
-    d16 = load_json(os.path.join(out, "ember-depth16.json"))
-    d1k = load_json(os.path.join(out, "ember-depth1024.json"))
-    if d16 and d1k:
-        print()
-        print("Long context (Ember decode at depth 1024 vs depth 16):")
-        for t in sorted({r["n_threads"] for r in d16}):
-            a, _ = pick(d16, t, "tg", 16)
-            b, _ = pick(d1k, t, "tg", 1024)
-            print(f"- {t} thread(s): {fmt(b)} / {fmt(a)} t/s = {ratio(b, a)}")
+    for who in ("ember", "llama"):
+        d16 = load_json(os.path.join(out, f"{who}-depth16.json"))
+        d1k = load_json(os.path.join(out, f"{who}-depth1024.json"))
+        if d16 and d1k:
+            print()
+            name = "Ember" if who == "ember" else "llama.cpp"
+            print(f"Long context ({name} decode tg64 at depth 1024 vs depth 16):")
+            for t in sorted({r["n_threads"] for r in d16}):
+                a, _ = pick(d16, t, "tg", 16)
+                b, _ = pick(d1k, t, "tg", 1024)
+                print(f"- {t} thread(s): {fmt(b)} / {fmt(a)} t/s = {ratio(b, a)}")
 
 
 if __name__ == "__main__":
