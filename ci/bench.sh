@@ -89,7 +89,7 @@ done
 rss() { /usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -1; }
 {
   echo "ember $(rss $EMBER run -m "$DEF" -p "$PROMPT" -n 128 --temp 0 -c 2048)"
-  echo "llama-simple $(rss llama simple -m "$DEF" -n 128 "$PROMPT")"
+  echo "llama-simple $(rss env LD_LIBRARY_PATH="$LLAMA_BIN" "$LLAMA_BIN/llama-simple" -m "$DEF" -n 128 "$PROMPT")"
   echo "candle $(rss "$PEERS" candle bench "$DEF" --prefill 16 --decode 128)"
 } > "$OUT/rss-kb.txt"
 
