@@ -16,7 +16,7 @@
 # The aarch64 kernel tests and the no_std build are ci/aarch64.sh's, not this script's.
 # Needs the default model (ci/test.sh fetches it: `ember pull`).
 # Env: EMBER_CROSS_TARGET_DIR (default target/cross), CARGO_TARGET_DIR (host build, default
-# target), EMBER_CROSS_FULL (1 or all: also no_alloc), EMBER_CROSS_SKIP (test names to skip).
+# target), EMBER_CROSS_FULL (1 or all: also no_alloc and threads), EMBER_CROSS_SKIP (test names to skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -112,7 +112,9 @@ for n in ${EMBER_CROSS_SKIP:-}; do SKIP_NAMES+=(--skip "$n"); done
 # this script's budget, so it runs only with EMBER_CROSS_FULL=1 (under cortex-a76, or every
 # CPU with EMBER_CROSS_FULL=all). It needs one test thread: libtest's "has been running for
 # over 60 seconds" note allocates on another thread, and the counting allocator sees it.
-SLOW_BINS=" no_alloc "
+# threads evaluates a 250-token prompt and 10 steps at 1, 2 and 3 threads: minutes per CPU
+# emulated as well, and what it checks (how work is split) does not depend on the ISA.
+SLOW_BINS=" no_alloc threads "
 declare -A test_result
 for cpu in cortex-a72 cortex-a76 max; do
   step "$A64: runtime tests under qemu -cpu $cpu"
