@@ -70,26 +70,39 @@ fn check(what: &'static str, need: usize, got: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// The product of `factors`, or an error naming `what` if it overflows.
+fn product(what: &'static str, factors: &[usize]) -> Result<usize, Error> {
+    factors
+        .iter()
+        .try_fold(1usize, |acc, &f| acc.checked_mul(f))
+        .ok_or(Error::BufferSize {
+            what,
+            expected: usize::MAX,
+            got: 0,
+        })
+}
+
+/// Elements spanned by `rows ≥ 1` rows `stride` apart, the last `last` long.
+fn span_of(what: &'static str, rows: usize, stride: usize, last: usize) -> Result<usize, Error> {
+    let before = product(what, &[rows - 1, stride])?;
+    before.checked_add(last).ok_or(Error::BufferSize {
+        what,
+        expected: usize::MAX,
+        got: 0,
+    })
+}
+
 fn kernels_for(t: Tier, ty: GgmlType) -> Result<AttnKernels, Error> {
     dispatch::check_tier(t)?;
     elem_bytes(ty)?;
-    let mut cur = Some(t);
-    while let Some(c) = cur {
-        let k = match c {
-            Tier::Scalar => Some(reference(ty)),
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx2 | Tier::Avx512 => crate::arch::x86_64::attn::kernels(c, ty),
-            #[cfg(target_arch = "aarch64")]
-            Tier::Neon => crate::arch::aarch64::attn::kernels(ty),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        };
-        if let Some(k) = k {
-            return Ok(k);
-        }
-        cur = c.fallback();
-    }
-    Ok(reference(ty))
+    let k = dispatch::down_from(t, |c| match c {
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 | Tier::Avx512 => crate::arch::x86_64::attn::kernels(c, ty),
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon => crate::arch::aarch64::attn::kernels(ty),
+        _ => None,
+    });
+    Ok(k.unwrap_or_else(|| reference(ty)))
 }
 
 /// Attention scores: `scores[g * stride + p] = Σ_d q[g * hd + d] · k[p][d]`
@@ -139,26 +152,16 @@ pub fn attn_scores_with(
     let es = elem_bytes(ty)?;
     let nch = len.div_ceil(KV_CHUNK);
     let span = nch * KV_CHUNK;
-    let overflow = Error::BufferSize {
-        what: "attn_scores: sizes overflow",
-        expected: usize::MAX,
-        got: 0,
-    };
-    let k_need = span
-        .checked_mul(hd)
-        .and_then(|x| x.checked_mul(es))
-        .ok_or(overflow.clone())?;
-    let q_need = group.checked_mul(hd).ok_or(overflow.clone())?;
+    let overflow = "attn_scores: sizes overflow";
+    let k_need = product(overflow, &[span, hd, es])?;
+    let q_need = product(overflow, &[group, hd])?;
     check("attn_scores: key bytes", k_need, k.len())?;
     check("attn_scores: queries", q_need, q.len())?;
     check("attn_scores: stride", span, stride)?;
     if group == 0 || hd == 0 || nch == 0 {
         return Ok(());
     }
-    let s_need = (group - 1)
-        .checked_mul(stride)
-        .and_then(|x| x.checked_add(span))
-        .ok_or(overflow)?;
+    let s_need = span_of(overflow, group, stride, span)?;
     check("attn_scores: score buffer", s_need, scores.len())?;
     (kern.scores)(hd, group, &q[..q_need], &k[..k_need], nch, scores, stride);
     Ok(())
@@ -206,16 +209,9 @@ pub fn attn_values_with(
 ) -> Result<(), Error> {
     let kern = kernels_for(t, ty)?;
     let es = elem_bytes(ty)?;
-    let overflow = Error::BufferSize {
-        what: "attn_values: sizes overflow",
-        expected: usize::MAX,
-        got: 0,
-    };
-    let v_need = len
-        .checked_mul(hd)
-        .and_then(|x| x.checked_mul(es))
-        .ok_or(overflow.clone())?;
-    let o_need = group.checked_mul(hd).ok_or(overflow.clone())?;
+    let overflow = "attn_values: sizes overflow";
+    let v_need = product(overflow, &[len, hd, es])?;
+    let o_need = product(overflow, &[group, hd])?;
     check("attn_values: value bytes", v_need, v.len())?;
     check("attn_values: output", o_need, out.len())?;
     check("attn_values: stride", len, stride)?;
@@ -227,10 +223,7 @@ pub fn attn_values_with(
         out.fill(0.0);
         return Ok(());
     }
-    let p_need = (group - 1)
-        .checked_mul(stride)
-        .and_then(|x| x.checked_add(len))
-        .ok_or(overflow)?;
+    let p_need = span_of(overflow, group, stride, len)?;
     check("attn_values: probabilities", p_need, probs.len())?;
     (kern.values)(hd, group, probs, stride, &v[..v_need], len, out);
     Ok(())

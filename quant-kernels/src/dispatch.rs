@@ -403,69 +403,58 @@ fn tier_kernels(t: Tier, ty: GgmlType) -> Option<Kernels> {
     }
 }
 
-/// The activation quantizer for `ty` on tier `t` (falling back down to the
-/// scalar reference). SIMD quantizers must be bit-exact with the reference.
-pub(crate) fn quant_kernel(t: Tier, ty: GgmlType) -> Option<scalar::QuantFn> {
+/// The first kernel `lookup` has, trying tier `t` and then each tier it
+/// falls back to (`avx512 → avx2 → scalar`, `i8mm → dotprod → neon → scalar`).
+pub(crate) fn down_from<K>(t: Tier, lookup: impl Fn(Tier) -> Option<K>) -> Option<K> {
     let mut cur = Some(t);
     while let Some(c) = cur {
-        let k = match c {
-            Tier::Scalar => scalar::quant_fn(ty),
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx2 => crate::arch::x86_64::avx2::quant_fn(ty),
-            #[cfg(target_arch = "aarch64")]
-            Tier::Neon => crate::arch::aarch64::neon::quant_fn(ty),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        };
-        if k.is_some() {
-            return k;
+        if let Some(k) = lookup(c) {
+            return Some(k);
         }
         cur = c.fallback();
     }
     None
+}
+
+/// The activation quantizer for `ty` on tier `t` (falling back down to the
+/// scalar reference). SIMD quantizers must be bit-exact with the reference.
+pub(crate) fn quant_kernel(t: Tier, ty: GgmlType) -> Option<scalar::QuantFn> {
+    down_from(t, |c| match c {
+        Tier::Scalar => scalar::quant_fn(ty),
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 => crate::arch::x86_64::avx2::quant_fn(ty),
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon => crate::arch::aarch64::neon::quant_fn(ty),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    })
 }
 
 /// The run-time activation quantizer for `ty` on tier `t` (falling back down
 /// to the scalar one, `scalar::act_quant_fn`); SIMD versions must be
 /// bit-exact with it.
 pub(crate) fn act_quant_kernel(t: Tier, ty: GgmlType) -> Option<scalar::QuantFn> {
-    let mut cur = Some(t);
-    while let Some(c) = cur {
-        let k = match c {
-            Tier::Scalar => scalar::act_quant_fn(ty),
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx2 => crate::arch::x86_64::avx2::act_quant_fn(ty),
-            #[cfg(target_arch = "aarch64")]
-            Tier::Neon => crate::arch::aarch64::neon::act_quant_fn(ty),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        };
-        if k.is_some() {
-            return k;
-        }
-        cur = c.fallback();
-    }
-    None
+    down_from(t, |c| match c {
+        Tier::Scalar => scalar::act_quant_fn(ty),
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 => crate::arch::x86_64::avx2::act_quant_fn(ty),
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon => crate::arch::aarch64::neon::act_quant_fn(ty),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    })
 }
 
 /// The row dequantizer for `ty` on tier `t` (falling back down to the
 /// scalar reference). SIMD dequantizers must be exact.
 pub(crate) fn dequant_kernel(t: Tier, ty: GgmlType) -> Option<scalar::DequantFn> {
-    let mut cur = Some(t);
-    while let Some(c) = cur {
-        let k = match c {
-            Tier::Scalar => scalar::dequant_fn(ty),
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx2 => crate::arch::x86_64::avx2::dequant_fn(ty),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        };
-        if k.is_some() {
-            return k;
-        }
-        cur = c.fallback();
-    }
-    None
+    down_from(t, |c| match c {
+        Tier::Scalar => scalar::dequant_fn(ty),
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 => crate::arch::x86_64::avx2::dequant_fn(ty),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    })
 }
 
 #[cfg(test)]
