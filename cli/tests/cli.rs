@@ -154,6 +154,24 @@ fn token_id_out_of_range() {
 }
 
 #[test]
+fn context_too_large_to_allocate() {
+    let Some(m) = default_model() else { return };
+    // About 2 TB of KV cache: more than the OS will hand out.
+    let o = run(&[
+        "run",
+        "-m",
+        m.to_str().unwrap(),
+        "-p",
+        "hi",
+        "-n",
+        "1",
+        "-c",
+        "100000000",
+    ]);
+    assert_one_line_error(&o, "cannot allocate");
+}
+
+#[test]
 fn non_utf8_prompt_file() {
     let Some(m) = default_model() else { return };
     let p = tmp("latin1.txt");

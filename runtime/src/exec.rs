@@ -15,14 +15,16 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::Thread;
 
 enum Storage<'m> {
-    Owned(Vec<f32>),
+    /// Anonymous memory from the OS: zero pages, touched (and counted in
+    /// RSS) only as the KV cache fills; a size the OS refuses is an error.
+    Owned(memmap2::MmapMut),
     Borrowed(&'m mut [f32]),
 }
 
 impl Storage<'_> {
     fn slice(&mut self) -> &mut [f32] {
         match self {
-            Storage::Owned(v) => v,
+            Storage::Owned(m) => bytemuck::cast_slice_mut(&mut m[..]),
             Storage::Borrowed(s) => s,
         }
     }
@@ -53,11 +55,17 @@ impl<'m> Session<'m> {
         let plan = Plan::new(model, config)?;
         // Zeroed pages come straight from the OS: nothing is touched (or
         // counted in RSS) until the KV cache fills.
-        let v = vec![0f32; plan.total_f32];
+        let bytes = plan.total_bytes().max(4);
+        let map = memmap2::MmapMut::map_anon(bytes).map_err(|e| {
+            Error::Input(format!(
+                "cannot allocate the {:.1} MiB this context needs ({e}); use a smaller -c",
+                bytes as f64 / (1 << 20) as f64
+            ))
+        })?;
         Ok(Session {
             model,
             plan,
-            arena: Storage::Owned(v),
+            arena: Storage::Owned(map),
             n_past: 0,
             n_logits: 0,
         })
