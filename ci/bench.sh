@@ -93,10 +93,14 @@ rss() { /usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -1; }
   echo "candle $(rss "$PEERS" candle bench "$DEF" --prefill 16 --decode 128)"
 } > "$OUT/rss-kb.txt"
 
-# Long context: decode at depth 1024 against depth 16.
-$EMBER bench -m "$DEF" -p 0 -n 64 -t "$THREADS" -r 3 -d 16 -o json > "$OUT/ember-depth16.json"
-$EMBER bench -m "$DEF" -p 0 -n 64 -t "$THREADS" -r 3 -d 1024 -o json > "$OUT/ember-depth1024.json"
-llama bench -m "$DEF" -p 0 -n 64 -t "$THREADS" -r 3 -d 16 -o json > "$OUT/llama-depth16.json" 2>/dev/null || true
-llama bench -m "$DEF" -p 0 -n 64 -t "$THREADS" -r 3 -d 1024 -o json > "$OUT/llama-depth1024.json" 2>/dev/null || true
+# Long context: decode at depth 1024 against depth 16, with an F16 KV cache
+# (the default) and a Q8_0 one (llama.cpp needs flash attention for a
+# quantized V cache).
+for kv in f16 q8_0; do
+  fa=""; [ "$kv" = q8_0 ] && fa="-fa 1"
+  $EMBER bench -m "$DEF" -p 0 -n 64 -t "$THREADS" -r 3 -d 16,1024 -ctk $kv -o json > "$OUT/ember-depth-$kv.json"
+  # shellcheck disable=SC2086
+  llama bench -m "$DEF" -p 0 -n 64 -t "$THREADS" -r 3 -d 16,1024 -ctk $kv -ctv $kv $fa -o json > "$OUT/llama-depth-$kv.json" 2>/dev/null || true
+done
 
 python3 tools/bench_report.py "$OUT" | tee "$OUT/report.md"

@@ -98,18 +98,18 @@ def main():
             print(f"- {k}: {int(kb) / 1024:.1f} MiB")
     except (OSError, ValueError):
         pass
-    for who in ("ember", "llama"):
-        d16 = load_json(os.path.join(out, f"{who}-depth16.json"))
-        d1k = load_json(os.path.join(out, f"{who}-depth1024.json"))
-        if d16 and d1k:
+    for kv in ("f16", "q8_0"):
+        for who in ("ember", "llama"):
+            rows = load_json(os.path.join(out, f"{who}-depth-{kv}.json"))
+            if not rows:
+                continue
             print()
             name = "Ember" if who == "ember" else "llama.cpp"
-            print(f"Long context ({name} decode tg64 at depth 1024 vs depth 16):")
-            for t in sorted({r["n_threads"] for r in d16}):
-                a, _ = pick(d16, t, "tg", 16)
-                b, _ = pick(d1k, t, "tg", 1024)
+            print(f"Long context ({name}, {kv} KV cache, decode tg64 at depth 1024 vs depth 16):")
+            for t in sorted({r["n_threads"] for r in rows}):
+                a, _ = pick(rows, t, "tg", 16)
+                b, _ = pick(rows, t, "tg", 1024)
                 print(f"- {t} thread(s): {fmt(b)} / {fmt(a)} t/s = {ratio(b, a)}")
-
 
 if __name__ == "__main__":
     main()

@@ -19,9 +19,22 @@ pub struct Args {
     /// Generated tokens for the tg test (0 skips it).
     #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
     n_gen: usize,
-    /// Context depth: tokens already in the cache before each test (as llama-bench's -d).
-    #[arg(short = 'd', long = "n-depth", default_value_t = 0)]
-    depth: usize,
+    /// Context depths, comma-separated: tokens already in the cache before
+    /// each test (as llama-bench's -d).
+    #[arg(
+        short = 'd',
+        long = "n-depth",
+        value_delimiter = ',',
+        default_value = "0"
+    )]
+    depths: Vec<usize>,
+    /// KV cache type: f16 (default), f32 or q8_0 (as llama-bench's -ctk).
+    #[arg(long = "cache-type-k", alias = "ctk", default_value = "f16", value_parser = crate::common::parse_kv)]
+    cache_type_k: KvType,
+    /// Value cache type: Ember keeps keys and values in one type, so this
+    /// must equal `-ctk` when given (accepted for llama-bench's command lines).
+    #[arg(long = "cache-type-v", alias = "ctv", value_parser = crate::common::parse_kv)]
+    cache_type_v: Option<KvType>,
     /// Thread counts, comma-separated.
     #[arg(short = 't', long = "threads", value_delimiter = ',')]
     threads: Vec<usize>,
@@ -105,6 +118,7 @@ struct Row {
     n_prompt: usize,
     n_gen: usize,
     n_depth: usize,
+    kv_type: KvType,
     samples_ns: Vec<u64>,
     load_ms: f64,
     peak_rss: Option<u64>,
@@ -128,10 +142,15 @@ impl Row {
         } else {
             format!("tg{}", self.n_gen)
         };
-        if self.n_depth > 0 {
+        let t = if self.n_depth > 0 {
             format!("{t} @ d{}", self.n_depth)
         } else {
             t
+        };
+        if self.kv_type == KvType::F16 {
+            t
+        } else {
+            format!("{t} ({} KV)", self.kv_type.name())
         }
     }
 }
@@ -170,18 +189,49 @@ fn bench_model(
     let size_label = g.str("general.size_label").unwrap_or("?B");
     let model_type = format!("{} {} {}", model.hp.arch, size_label, ftype);
     drop(g);
+    for &depth in &a.depths {
+        for &t in threads {
+            bench_config(
+                &model,
+                path,
+                a,
+                depth,
+                t,
+                &model_type,
+                params,
+                load_ms,
+                rows,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// One model × depth × thread count: its pp and tg rows.
+#[allow(clippy::too_many_arguments)]
+fn bench_config(
+    model: &Model,
+    path: &std::path::Path,
+    a: &Args,
+    depth: usize,
+    t: usize,
+    model_type: &str,
+    params: u64,
+    load_ms: f64,
+    rows: &mut Vec<Row>,
+) -> Result<(), Failure> {
     let nv = model.hp.n_vocab;
-    let n_ctx = (a.depth + a.n_prompt.max(a.n_gen) + 1).max(16);
-    let depth_tokens = tokens(a.depth, nv, 0xdeb7);
-    for &t in threads {
+    let n_ctx = (depth + a.n_prompt.max(a.n_gen) + 1).max(16);
+    let depth_tokens = tokens(depth, nv, 0xdeb7);
+    {
         let cfg = PlanConfig {
             n_ctx,
             n_batch: a.batch.max(1),
             n_threads: t,
-            kv_type: KvType::F16,
+            kv_type: a.cache_type_k,
             logits_all: false,
         };
-        let mut s = Session::new(&model, cfg)?;
+        let mut s = Session::new(model, cfg)?;
         for (np, ng) in [(a.n_prompt, 0usize), (0usize, a.n_gen)] {
             if np + ng == 0 {
                 continue;
@@ -213,13 +263,14 @@ fn bench_model(
             })?;
             rows.push(Row {
                 model: path.display().to_string(),
-                model_type: model_type.clone(),
+                model_type: model_type.to_string(),
                 size: model.file_size(),
                 params,
                 threads: t,
                 n_prompt: np,
                 n_gen: ng,
-                n_depth: a.depth,
+                n_depth: depth,
+                kv_type: a.cache_type_k,
                 samples_ns: samples,
                 load_ms,
                 peak_rss: peak_rss(),
@@ -252,6 +303,11 @@ pub fn run(a: Args) -> Result<(), Failure> {
     }
     if a.reps == 0 {
         return Err(Failure::new("-r must be at least 1"));
+    }
+    if a.cache_type_v.is_some_and(|v| v != a.cache_type_k) {
+        return Err(Failure::new(
+            "Ember keeps keys and values in one type: give -ctv the same type as -ctk",
+        ));
     }
     let models = if a.models.is_empty() {
         vec![model::resolve(None)?]
@@ -302,8 +358,8 @@ pub fn run(a: Args) -> Result<(), Failure> {
                     "model_n_params": r.params,
                     "n_batch": a.batch,
                     "n_threads": r.threads,
-                    "type_k": "f16",
-                    "type_v": "f16",
+                    "type_k": r.kv_type.name(),
+                    "type_v": r.kv_type.name(),
                     "n_prompt": r.n_prompt,
                     "n_gen": r.n_gen,
                     "n_depth": r.n_depth,

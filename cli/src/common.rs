@@ -15,16 +15,21 @@ pub struct ModelOpts {
     /// Threads (default: the number of physical cores).
     #[arg(short = 't', long = "threads")]
     pub threads: Option<usize>,
-    /// KV cache type: f16 (default) or f32.
-    #[arg(long = "cache-type", short = 'k', alias = "ctk", default_value = "f16", value_parser = parse_kv)]
+    /// KV cache type, for keys and values: f16 (default), f32 or q8_0.
+    #[arg(long = "cache-type", short = 'k', aliases = ["ctk", "cache-type-k"], default_value = "f16", value_parser = parse_kv)]
     pub cache_type: KvType,
+    /// Value cache type: Ember keeps keys and values in one type, so this
+    /// must equal `--cache-type` when given (llama.cpp's `-ctv`).
+    #[arg(long = "cache-type-v", alias = "ctv", value_parser = parse_kv)]
+    pub cache_type_v: Option<KvType>,
 }
 
-fn parse_kv(s: &str) -> Result<KvType, String> {
+pub fn parse_kv(s: &str) -> Result<KvType, String> {
     match s.to_ascii_lowercase().as_str() {
         "f16" => Ok(KvType::F16),
         "f32" => Ok(KvType::F32),
-        _ => Err(format!("unknown cache type `{s}` (use f16 or f32)")),
+        "q8_0" => Ok(KvType::Q8_0),
+        _ => Err(format!("unknown cache type `{s}` (use f16, f32 or q8_0)")),
     }
 }
 
@@ -50,6 +55,11 @@ impl ModelOpts {
 
     /// Loads the model (fetching the default one if needed) and its tokenizer.
     pub fn load(&self) -> Result<Loaded, Failure> {
+        if self.cache_type_v.is_some_and(|v| v != self.cache_type) {
+            return Err(Failure::new(
+                "Ember keeps keys and values in one type: give -ctv the same type as -ctk",
+            ));
+        }
         let path = model::resolve(self.model.clone())?;
         let t0 = Instant::now();
         // Map the weights (the kernel populates the page tables) on one

@@ -92,6 +92,17 @@ impl Failure {
     }
 }
 
+/// llama.cpp's multi-letter single-dash flags (`-ctk q8_0`, `-ctv q8_0`),
+/// which clap cannot declare, rewritten to their long forms.
+fn llama_spellings(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.map(|a| match a.to_str() {
+        Some("-ctk") => "--ctk".into(),
+        Some("-ctv") => "--ctv".into(),
+        _ => a,
+    })
+    .collect()
+}
+
 fn main() -> ExitCode {
     // A panic is a bug, but even then the user gets one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
@@ -107,7 +118,7 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("ember: internal error{loc}: {msg} (please report this)");
     }));
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(llama_spellings(std::env::args_os())) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };

@@ -172,6 +172,24 @@ fn context_too_large_to_allocate() {
 }
 
 #[test]
+fn kv_cache_types() {
+    let Some(m) = default_model() else { return };
+    let m = m.to_str().unwrap();
+    // llama.cpp's spellings, a Q8_0 cache generating text.
+    let o = run(&[
+        "run", "-m", m, "-p", "Hello", "-n", "4", "--temp", "0", "-ctk", "q8_0", "-ctv", "q8_0",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("Hello"));
+    // Keys and values in different types, and a type Ember has no cache for.
+    let o = run(&["run", "-m", m, "-p", "hi", "-ctk", "q8_0", "-ctv", "f16"]);
+    assert_one_line_error(&o, "one type");
+    let o = run(&["run", "-m", m, "-p", "hi", "-ctk", "q4_0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("use f16, f32 or q8_0"));
+}
+
+#[test]
 fn non_utf8_prompt_file() {
     let Some(m) = default_model() else { return };
     let p = tmp("latin1.txt");

@@ -11,11 +11,34 @@
 //!   scaled by its probability and added into the outputs (`out[d] += p ·
 //!   v[pos][d]`, `pos` in order), as ggml's `vec_mad`.
 //!
-//! Elements are F16 (the cache's default, as llama.cpp) or F32; queries,
+//! Elements are F16 (the cache's default, as llama.cpp), F32 or Q8_0
+//! (see [below](#q8_0-cache)); queries,
 //! probabilities and outputs are f32. Every tier accumulates in f32 in the
 //! same order; tiers with FMA round once per step where the scalar reference
 //! rounds twice, so they agree within a few ulp of `Σ|q·k|` (the
 //! conformance tests state the bound).
+//!
+//! # Q8_0 cache
+//!
+//! A Q8_0 cache stores each position's key and value row of one head as
+//! Q8_0 blocks (32 elements, `x = d · q`, quantized as ggml quantizes
+//! activations: [`crate::quantize_row_act`]), with the scale widened to
+//! f32 so that the kernels never convert it. That is `hd + 4·hd/32` bytes a
+//! position (72 for `hd` = 64, against 128 for F16), in chunks of
+//! [`KV_CHUNK`] positions:
+//!
+//! * **key chunk**: scales `[block][KV_CHUNK]` f32, then quants
+//!   `[dim][KV_CHUNK]` i8 (chunk-transposed, as the F16 keys);
+//! * **value chunk**: scales `[KV_CHUNK][block]` f32, then quants
+//!   `[KV_CHUNK][dim]` i8 (by position).
+//!
+//! Score of position `p`: `Σ_b d_b(p) · (Σ_{d in b} q[d] · k_q[d][p])`, the
+//! inner sum in f32 in `d` order; value sums add `w · (d_b · v_q)` (the
+//! product `d_b · v_q` is exact). Queries stay f32 (llama.cpp quantizes
+//! them to Q8_0 first; keeping them is slightly more accurate and costs
+//! nothing here). The Q8_0 kernels are one portable source, written over
+//! whole 64-position chunks so that it vectorizes, compiled once per tier
+//! with that tier's features: every tier gives the same bits.
 
 use crate::{dispatch, Error, GgmlType, Tier};
 
@@ -47,15 +70,28 @@ pub(crate) struct AttnKernels {
     pub values: ValuesFn,
 }
 
-/// Bytes per cache element, or an error for an unsupported type.
-fn elem_bytes(ty: GgmlType) -> Result<usize, Error> {
+/// Elements per Q8_0 block.
+const QK: usize = 32;
+
+/// Bytes one position of one head (`hd` elements) takes in a cache of
+/// type `ty`, for the types the attention kernels read: F16, F32 and Q8_0
+/// (whose `hd` must be a multiple of 32).
+pub fn kv_pos_bytes(ty: GgmlType, hd: usize) -> Result<usize, Error> {
+    let unsupported = Error::Unsupported {
+        ty,
+        op: "attention",
+    };
+    let overflow = || Error::BufferSize {
+        what: "kv_pos_bytes: head dimension overflows",
+        expected: usize::MAX,
+        got: hd,
+    };
     match ty {
-        GgmlType::F16 => Ok(2),
-        GgmlType::F32 => Ok(4),
-        _ => Err(Error::Unsupported {
-            ty,
-            op: "attention",
-        }),
+        GgmlType::F16 => hd.checked_mul(2).ok_or_else(overflow),
+        GgmlType::F32 => hd.checked_mul(4).ok_or_else(overflow),
+        GgmlType::Q8_0 if hd.is_multiple_of(QK) => Ok(hd + 4 * (hd / QK)),
+        GgmlType::Q8_0 => Err(Error::RowLength { ty, n: hd }),
+        _ => Err(unsupported),
     }
 }
 
@@ -92,9 +128,12 @@ fn span_of(what: &'static str, rows: usize, stride: usize, last: usize) -> Resul
     })
 }
 
-fn kernels_for(t: Tier, ty: GgmlType) -> Result<AttnKernels, Error> {
+fn kernels_for(t: Tier, ty: GgmlType, hd: usize) -> Result<AttnKernels, Error> {
     dispatch::check_tier(t)?;
-    elem_bytes(ty)?;
+    kv_pos_bytes(ty, hd)?;
+    if ty == GgmlType::Q8_0 {
+        return Ok(q8_kernels(t));
+    }
     let k = dispatch::down_from(t, |c| match c {
         #[cfg(target_arch = "x86_64")]
         Tier::Avx2 | Tier::Avx512 => crate::arch::x86_64::attn::kernels(c, ty),
@@ -110,7 +149,7 @@ fn kernels_for(t: Tier, ty: GgmlType) -> Result<AttnKernels, Error> {
 /// `len.div_ceil(KV_CHUNK)` key chunks in `k` (whole chunks are written:
 /// positions past `len` score whatever the cache holds there, zeros in
 /// Ember's). `k` is in the chunk-transposed layout (see the module docs) with
-/// elements of type `ty` (F16 or F32).
+/// elements of type `ty` (F16, F32 or Q8_0).
 #[allow(clippy::too_many_arguments)]
 pub fn attn_scores(
     ty: GgmlType,
@@ -148,12 +187,12 @@ pub fn attn_scores_with(
     scores: &mut [f32],
     stride: usize,
 ) -> Result<(), Error> {
-    let kern = kernels_for(t, ty)?;
-    let es = elem_bytes(ty)?;
+    let kern = kernels_for(t, ty, hd)?;
+    let pb = kv_pos_bytes(ty, hd)?;
     let nch = len.div_ceil(KV_CHUNK);
     let span = nch * KV_CHUNK;
     let overflow = "attn_scores: sizes overflow";
-    let k_need = product(overflow, &[span, hd, es])?;
+    let k_need = product(overflow, &[span, pb])?;
     let q_need = product(overflow, &[group, hd])?;
     check("attn_scores: key bytes", k_need, k.len())?;
     check("attn_scores: queries", q_need, q.len())?;
@@ -169,7 +208,8 @@ pub fn attn_scores_with(
 
 /// Attention values: `out[g * hd + d] = Σ_{pos < len} probs[g * stride +
 /// pos] · v[pos][d]`, with `v` stored by position (`[pos][dim]`, elements of
-/// type `ty`, F16 or F32).
+/// type `ty`, F16 or F32; for Q8_0, whole value chunks as in the module
+/// docs).
 #[allow(clippy::too_many_arguments)]
 pub fn attn_values(
     ty: GgmlType,
@@ -207,10 +247,16 @@ pub fn attn_values_with(
     len: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let kern = kernels_for(t, ty)?;
-    let es = elem_bytes(ty)?;
+    let kern = kernels_for(t, ty, hd)?;
+    let pb = kv_pos_bytes(ty, hd)?;
     let overflow = "attn_values: sizes overflow";
-    let v_need = product(overflow, &[len, hd, es])?;
+    // Q8_0 values are stored in whole chunks; F16/F32 rows are plain.
+    let rows = if ty == GgmlType::Q8_0 {
+        len.next_multiple_of(KV_CHUNK)
+    } else {
+        len
+    };
+    let v_need = product(overflow, &[rows, pb])?;
     let o_need = product(overflow, &[group, hd])?;
     check("attn_values: value bytes", v_need, v.len())?;
     check("attn_values: output", o_need, out.len())?;
@@ -320,6 +366,216 @@ fn values_ref<const ES: usize>(
             let row = &v[pos * hd * ES..(pos + 1) * hd * ES];
             for (d, od) in o.iter_mut().enumerate() {
                 *od += w * elem::<ES>(row, d);
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------ writing rows
+
+/// Writes one position's key row `src` (`hd` values) as entry `j` of a key
+/// chunk (`KV_CHUNK · kv_pos_bytes(ty, hd)` bytes) of type `ty`.
+pub fn kv_write_key(
+    ty: GgmlType,
+    hd: usize,
+    chunk: &mut [u8],
+    j: usize,
+    src: &[f32],
+) -> Result<(), Error> {
+    write_row(ty, hd, chunk, j, src, true)
+}
+
+/// Writes one position's value row `src` (`hd` values) as entry `j` of a
+/// value chunk (`KV_CHUNK · kv_pos_bytes(ty, hd)` bytes) of type `ty`.
+pub fn kv_write_value(
+    ty: GgmlType,
+    hd: usize,
+    chunk: &mut [u8],
+    j: usize,
+    src: &[f32],
+) -> Result<(), Error> {
+    write_row(ty, hd, chunk, j, src, false)
+}
+
+/// Most Q8_0 blocks one head row may hold when written (`hd` ≤ 1024).
+const MAX_ROW_BLOCKS: usize = 32;
+
+fn write_row(
+    ty: GgmlType,
+    hd: usize,
+    chunk: &mut [u8],
+    j: usize,
+    src: &[f32],
+    key: bool,
+) -> Result<(), Error> {
+    let pb = kv_pos_bytes(ty, hd)?;
+    check("kv_write: chunk bytes", KV_CHUNK * pb, chunk.len())?;
+    check("kv_write: source row", hd, src.len())?;
+    if j >= KV_CHUNK {
+        return Err(Error::BufferSize {
+            what: "kv_write: position within the chunk",
+            expected: KV_CHUNK - 1,
+            got: j,
+        });
+    }
+    let src = &src[..hd];
+    match ty {
+        GgmlType::F16 | GgmlType::F32 => {
+            let es = pb / hd.max(1);
+            for (d, &x) in src.iter().enumerate() {
+                let at = if key { d * KV_CHUNK + j } else { j * hd + d } * es;
+                if es == 2 {
+                    chunk[at..at + 2].copy_from_slice(&crate::fp::f32_to_f16(x));
+                } else {
+                    chunk[at..at + 4].copy_from_slice(&x.to_le_bytes());
+                }
+            }
+        }
+        _ => {
+            // Q8_0, quantized as ggml quantizes activations.
+            let nb = hd / QK;
+            if nb > MAX_ROW_BLOCKS {
+                return Err(Error::RowLength { ty, n: hd });
+            }
+            let mut blocks = [crate::blocks::BlockQ8_0 {
+                d: [0; 2],
+                qs: [0; QK],
+            }; MAX_ROW_BLOCKS];
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut blocks[..nb]);
+            crate::quantize_row_act(GgmlType::Q8_0, src, bytes)?;
+            let (scales, quants) = chunk.split_at_mut(4 * nb * KV_CHUNK);
+            for (b, blk) in blocks[..nb].iter().enumerate() {
+                let d = crate::fp::f16_to_f32(blk.d);
+                let at = if key { b * KV_CHUNK + j } else { j * nb + b } * 4;
+                scales[at..at + 4].copy_from_slice(&d.to_le_bytes());
+                for (i, &q) in blk.qs.iter().enumerate() {
+                    let dim = b * QK + i;
+                    let at = if key {
+                        dim * KV_CHUNK + j
+                    } else {
+                        j * hd + dim
+                    };
+                    quants[at] = q as u8;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------- Q8_0 cache
+
+/// The Q8_0 kernels on tier `t`: the portable source, compiled with the
+/// tier's features on x86 (plain build elsewhere: NEON is the aarch64
+/// baseline, so it vectorizes there as it is).
+fn q8_kernels(t: Tier) -> AttnKernels {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(k) = crate::arch::x86_64::attn::q8_kernels(t) {
+        return k;
+    }
+    let _ = t;
+    AttnKernels {
+        scores: scores_q8_generic,
+        values: values_q8_generic,
+    }
+}
+
+/// f32 `i` of a little-endian byte slice.
+#[inline(always)]
+fn f32_at(b: &[u8], i: usize) -> f32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[4 * i..4 * i + 4]);
+    f32::from_le_bytes(w)
+}
+
+/// Q8_0 scores (module docs): whole chunks, up to four queries at a time
+/// against each chunk while it is in L1; each key row (one dimension, 64
+/// positions) is widened once per four queries.
+#[inline(always)]
+pub(crate) fn scores_q8_generic(
+    hd: usize,
+    group: usize,
+    q: &[f32],
+    k: &[u8],
+    nch: usize,
+    scores: &mut [f32],
+    stride: usize,
+) {
+    const G: usize = 4;
+    let nb = hd / QK;
+    let cb = KV_CHUNK * (hd + 4 * nb);
+    for (c, kc) in k.chunks_exact(cb).take(nch).enumerate() {
+        let (sc, qs) = kc.split_at(4 * nb * KV_CHUNK);
+        let mut g0 = 0;
+        while g0 < group {
+            let gn = (group - g0).min(G);
+            let mut s = [[0f32; KV_CHUNK]; G];
+            for b in 0..nb {
+                let mut acc = [[0f32; KV_CHUNK]; G];
+                for d in b * QK..(b + 1) * QK {
+                    let mut kf = [0f32; KV_CHUNK];
+                    for (f, &x) in kf.iter_mut().zip(&qs[d * KV_CHUNK..(d + 1) * KV_CHUNK]) {
+                        *f = f32::from(x as i8);
+                    }
+                    for (gi, a) in acc.iter_mut().enumerate().take(gn) {
+                        let qd = q[(g0 + gi) * hd + d];
+                        for (aj, &kj) in a.iter_mut().zip(&kf) {
+                            *aj += kj * qd;
+                        }
+                    }
+                }
+                let ds = &sc[b * KV_CHUNK * 4..(b + 1) * KV_CHUNK * 4];
+                let mut dk = [0f32; KV_CHUNK];
+                for (jj, dj) in dk.iter_mut().enumerate() {
+                    *dj = f32_at(ds, jj);
+                }
+                for (sg, a) in s.iter_mut().zip(&acc).take(gn) {
+                    for ((sj, &aj), &dj) in sg.iter_mut().zip(a).zip(&dk) {
+                        *sj += dj * aj;
+                    }
+                }
+            }
+            for (gi, sg) in s.iter().enumerate().take(gn) {
+                let o = (g0 + gi) * stride + c * KV_CHUNK;
+                scores[o..o + KV_CHUNK].copy_from_slice(sg);
+            }
+            g0 += gn;
+        }
+    }
+}
+
+/// Q8_0 value sums (module docs): positions in order; each row is widened
+/// and scaled once, a block at a time, for the whole group.
+#[inline(always)]
+pub(crate) fn values_q8_generic(
+    hd: usize,
+    group: usize,
+    probs: &[f32],
+    stride: usize,
+    v: &[u8],
+    len: usize,
+    out: &mut [f32],
+) {
+    let nb = hd / QK;
+    let cb = KV_CHUNK * (hd + 4 * nb);
+    let out = &mut out[..group * hd];
+    out.fill(0.0);
+    for pos in 0..len {
+        let (c, j) = (pos / KV_CHUNK, pos % KV_CHUNK);
+        let vc = &v[c * cb..(c + 1) * cb];
+        let (sc, qs) = vc.split_at(4 * nb * KV_CHUNK);
+        let row = &qs[j * hd..(j + 1) * hd];
+        for b in 0..nb {
+            let d = f32_at(sc, j * nb + b);
+            let mut vf = [0f32; QK];
+            for (f, &x) in vf.iter_mut().zip(&row[b * QK..(b + 1) * QK]) {
+                *f = d * f32::from(x as i8);
+            }
+            for (g, o) in out.chunks_exact_mut(hd).enumerate() {
+                let w = probs[g * stride + pos];
+                for (od, &x) in o[b * QK..(b + 1) * QK].iter_mut().zip(&vf) {
+                    *od += w * x;
+                }
             }
         }
     }

@@ -30,11 +30,14 @@ pub mod vecops;
 
 use core::ops::Range;
 
-pub use attn::{attn_scores, attn_scores_with, attn_values, attn_values_with, KV_CHUNK};
+pub use attn::{
+    attn_scores, attn_scores_with, attn_values, attn_values_with, kv_pos_bytes, kv_write_key,
+    kv_write_value, KV_CHUNK,
+};
 pub use dispatch::{cpu_features, resolve_tier, tier, try_tier, CpuFeatures, Tier};
 pub use error::Error;
 pub use types::{GgmlType, ALL_TYPES};
-pub use vecops::{exp, softmax, swiglu};
+pub use vecops::{exp, round_f16, softmax, swiglu};
 
 /// Bytes of a row of `n` elements of `ty`, or the matching error.
 fn row_bytes(ty: GgmlType, n: usize) -> Result<usize, Error> {

@@ -99,6 +99,41 @@ pub(crate) fn swiglu_generic(g: &mut [f32], u: &[f32]) {
     }
 }
 
+/// Rounds every element to the nearest f16 (ties to even) and back to f32,
+/// as `half::f16::from_f32(v).to_f32()` does (NaN stays NaN), written
+/// branch-free on the bits so that it vectorizes. llama.cpp rounds queries
+/// and attention probabilities to f16 before their products with an F16
+/// cache; this does the same at vector speed.
+#[inline(always)]
+pub(crate) fn round_f16_generic(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        let u = v.to_bits();
+        let sign = u & 0x8000_0000;
+        let a = u & 0x7FFF_FFFF;
+        // Normal f16 range: keep 10 mantissa bits, ties to even.
+        let normal = (a + 0x0FFF + ((a >> 13) & 1)) & !0x1FFF;
+        // Below 2^-14 the f16 grid is 2^-24: adding 0.5 (whose ulp is 2^-24)
+        // rounds to it, ties to even; subtracting 0.5 back is exact.
+        let sub = ((f32::from_bits(a) + 0.5) - 0.5).to_bits();
+        let r = if a < 0x3880_0000 { sub } else { normal };
+        // 65520 and above round past the largest f16 (65504): infinity.
+        let r = if a >= 0x477F_F000 { 0x7F80_0000 } else { r };
+        // NaN stays NaN (quiet).
+        let r = if a > 0x7F80_0000 { a | 0x0040_0000 } else { r };
+        *v = f32::from_bits(sign | r);
+    }
+}
+
+/// Rounds `x` to f16 precision in place (see [`round_f16_generic`]), on
+/// the dispatched tier.
+pub fn round_f16(x: &mut [f32]) {
+    match dispatch::tier() {
+        #[cfg(target_arch = "x86_64")]
+        t @ (Tier::Avx2 | Tier::Avx512) => crate::arch::x86_64::vec::round_f16(t, x),
+        _ => round_f16_generic(x),
+    }
+}
+
 /// Softmax in place over `x` after scaling by `scale`, on the dispatched tier.
 pub fn softmax(x: &mut [f32], scale: f32) {
     match dispatch::tier() {
@@ -150,6 +185,46 @@ mod tests {
         assert_eq!(exp(100.0), f32::INFINITY);
         assert!(exp(f32::NAN).is_nan());
         assert!(exp(88.7) < f32::INFINITY && exp(88.7) > 3e38);
+    }
+
+    /// The bit trick against the `half` crate over a stride of all f32 bit
+    /// patterns and every value next to an f16 rounding boundary.
+    #[test]
+    fn round_f16_matches_half() {
+        let mut xs: Vec<f32> = (0..=u32::MAX / 4099)
+            .map(|i| f32::from_bits(i * 4099))
+            .collect();
+        for h in 0..=u16::MAX {
+            let f = half::f16::from_bits(h).to_f32();
+            let b = f.to_bits();
+            for d in [0u32, 1, 0x0FFF, 0x1000, 0x1001, 0x1FFF] {
+                xs.push(f32::from_bits(b.wrapping_add(d)));
+                xs.push(f32::from_bits(b.wrapping_sub(d)));
+            }
+        }
+        xs.extend([
+            65504.0,
+            65519.99,
+            65520.0,
+            1e-8,
+            2.98e-8,
+            5.96e-8,
+            1e-45,
+            f32::INFINITY,
+        ]);
+        let mut got = xs.clone();
+        round_f16_generic(&mut got);
+        let mut disp = xs.clone();
+        round_f16(&mut disp);
+        for ((&x, &g), &d) in xs.iter().zip(&got).zip(&disp) {
+            let want = half::f16::from_f32(x).to_f32();
+            if want.is_nan() {
+                assert!(g.is_nan() && d.is_nan(), "{x:e}");
+            } else {
+                assert_eq!(g.to_bits(), want.to_bits(), "{x:e} ({:#x})", x.to_bits());
+                assert_eq!(d.to_bits(), want.to_bits(), "dispatched, {x:e}");
+            }
+        }
     }
 
     #[test]

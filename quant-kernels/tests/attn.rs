@@ -6,7 +6,10 @@
 //! around the 64-position chunk.
 
 use ember_quant::fp::{f16_to_f32, f32_to_f16};
-use ember_quant::{attn_scores_with, attn_values_with, GgmlType, Tier, KV_CHUNK};
+use ember_quant::{
+    attn_scores_with, attn_values_with, kv_pos_bytes, kv_write_key, kv_write_value, GgmlType, Tier,
+    KV_CHUNK,
+};
 
 struct Rng(u64);
 impl Rng {
@@ -122,11 +125,114 @@ fn attention_rejects_bad_sizes() {
     // Too small a stride, too few queries, an unsupported type.
     assert!(attn_scores_with(t, GgmlType::F16, 64, 1, &q, &k, 64, &mut s, 32).is_err());
     assert!(attn_scores_with(t, GgmlType::F16, 64, 2, &q, &k, 64, &mut s, 64).is_err());
-    assert!(attn_scores_with(t, GgmlType::Q8_0, 64, 1, &q, &k, 64, &mut s, 64).is_err());
+    assert!(attn_scores_with(t, GgmlType::Q4_0, 64, 1, &q, &k, 64, &mut s, 64).is_err());
+    // A Q8_0 cache needs heads a whole number of blocks wide.
+    assert!(attn_scores_with(t, GgmlType::Q8_0, 64, 1, &q, &k, 64, &mut s, 64).is_ok());
+    assert!(attn_scores_with(t, GgmlType::Q8_0, 40, 1, &q, &k, 64, &mut s, 64).is_err());
+    let row = [0f32; 64];
+    let mut chunk = vec![0u8; 64 * 72];
+    assert!(kv_write_key(GgmlType::Q8_0, 64, &mut chunk, 63, &row).is_ok());
+    assert!(kv_write_key(GgmlType::Q8_0, 64, &mut chunk, 64, &row).is_err());
+    assert!(kv_write_value(GgmlType::Q8_0, 64, &mut chunk[1..], 0, &row).is_err());
+    assert!(kv_write_value(GgmlType::Q8_0, 64, &mut chunk, 0, &row[1..]).is_err());
     let v = vec![0u8; 10 * 64 * 2];
     let p = vec![0f32; 10];
     let mut o = vec![0f32; 64];
     assert!(attn_values_with(t, GgmlType::F16, 64, 1, &p, 10, &v, 10, &mut o).is_ok());
     assert!(attn_values_with(t, GgmlType::F16, 64, 1, &p, 10, &v, 11, &mut o).is_err());
     assert!(attn_values_with(t, GgmlType::F16, 64, 2, &p, 10, &v, 10, &mut o).is_err());
+}
+
+fn f32_at(b: &[u8], i: usize) -> f32 {
+    f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+}
+
+/// A Q8_0 cache written with `kv_write_key` / `kv_write_value`, decoded
+/// here from the documented layout: the rows must round-trip to within half
+/// a step (`d = amax / 127`, rounded to f16), and every tier's scores and
+/// value sums must match the f64 products of the decoded elements.
+#[test]
+fn q8_0_cache_matches_f64_oracle() {
+    let ty = GgmlType::Q8_0;
+    let mut rng = Rng(0x0C8C_AC4E);
+    let mut checked = 0usize;
+    for &hd in &[64usize, 32, 96, 128] {
+        let nb = hd / 32;
+        let pb = kv_pos_bytes(ty, hd).unwrap();
+        assert_eq!(pb, hd + 4 * nb);
+        let cb = KV_CHUNK * pb;
+        for &len in &[1usize, 63, 64, 65, 200] {
+            let nch = len.div_ceil(KV_CHUNK);
+            let span = nch * KV_CHUNK;
+            let mut kb = vec![0u8; nch * cb];
+            let mut vb = vec![0u8; nch * cb];
+            let mut kd = vec![0f32; span * hd];
+            let mut vd = vec![0f32; span * hd];
+            for p in 0..len {
+                let (c, j) = (p / KV_CHUNK, p % KV_CHUNK);
+                let amp = 0.1 + 4.0 * rng.f().abs();
+                let kr: Vec<f32> = (0..hd).map(|_| rng.f() * amp).collect();
+                let vr: Vec<f32> = (0..hd).map(|_| rng.f() * amp).collect();
+                kv_write_key(ty, hd, &mut kb[c * cb..(c + 1) * cb], j, &kr).unwrap();
+                kv_write_value(ty, hd, &mut vb[c * cb..(c + 1) * cb], j, &vr).unwrap();
+                let (ks, kq) = kb[c * cb..(c + 1) * cb].split_at(4 * nb * KV_CHUNK);
+                let (vs, vq) = vb[c * cb..(c + 1) * cb].split_at(4 * nb * KV_CHUNK);
+                for d in 0..hd {
+                    let b = d / 32;
+                    let dk = f32_at(ks, b * KV_CHUNK + j);
+                    let dv = f32_at(vs, j * nb + b);
+                    kd[p * hd + d] = dk * (kq[d * KV_CHUNK + j] as i8) as f32;
+                    vd[p * hd + d] = dv * (vq[j * hd + d] as i8) as f32;
+                    for (src, dec, dd) in [(&kr, &kd, dk), (&vr, &vd, dv)] {
+                        let amax = src[32 * b..32 * b + 32]
+                            .iter()
+                            .fold(0f32, |m, x| m.max(x.abs()));
+                        assert!((dd - amax / 127.0).abs() <= amax / 127.0 * 1e-3);
+                        // Half a step, plus the scale's f16 rounding times 127.
+                        let slack = 127.0 * (dd - amax / 127.0).abs();
+                        assert!((dec[p * hd + d] - src[d]).abs() <= dd * 0.5 + slack + 1e-6);
+                    }
+                }
+            }
+            for t in tiers() {
+                for &group in &[1usize, 3, 4, 5, 9] {
+                    let q: Vec<f32> = (0..group * hd).map(|_| rng.f()).collect();
+                    let stride = span + 5;
+                    let mut scores = vec![f32::NAN; group * stride];
+                    attn_scores_with(t, ty, hd, group, &q, &kb, len, &mut scores, stride).unwrap();
+                    for g in 0..group {
+                        for p in 0..span {
+                            let terms =
+                                (0..hd).map(|d| q[g * hd + d] as f64 * kd[p * hd + d] as f64);
+                            let want: f64 = terms.clone().sum();
+                            let abs: f64 = terms.map(f64::abs).sum();
+                            let got = scores[g * stride + p] as f64;
+                            assert!(
+                                (got - want).abs() <= tol(hd, abs),
+                                "{t} hd {hd} group {group} len {len}: score[{g}][{p}] {got} vs {want}"
+                            );
+                        }
+                    }
+                    let probs: Vec<f32> = (0..group * stride).map(|_| rng.f().abs()).collect();
+                    let mut out = vec![f32::NAN; group * hd];
+                    attn_values_with(t, ty, hd, group, &probs, stride, &vb, len, &mut out).unwrap();
+                    for g in 0..group {
+                        for d in 0..hd {
+                            let terms = (0..len)
+                                .map(|p| probs[g * stride + p] as f64 * vd[p * hd + d] as f64);
+                            let want: f64 = terms.clone().sum();
+                            let abs: f64 = terms.map(f64::abs).sum();
+                            let got = out[g * hd + d] as f64;
+                            assert!(
+                                (got - want).abs() <= tol(len, abs),
+                                "{t} hd {hd} group {group} len {len}: out[{g}][{d}] {got} vs {want}"
+                            );
+                        }
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 4 * 5 * 5);
 }

@@ -418,7 +418,7 @@ impl Shared<'_> {
         let n_pad = self.plan.config.n_ctx.next_multiple_of(KV_CHUNK);
         let kv_t = self.plan.config.kv_type;
         let ty = kv_t.ggml();
-        let es = kv_t.size();
+        let pb = kv_t.pos_bytes(hd)?;
         let units = share(n * nkv, tid, self.n_threads);
         if units.is_empty() {
             return Ok(());
@@ -441,52 +441,32 @@ impl Shared<'_> {
             let q0 = i * qd + kvh * group * hd;
             qg.copy_from_slice(&q[q0..q0 + group * hd]);
             if kv_t == KvType::F16 {
-                for v in qg.iter_mut() {
-                    *v = half::f16::from_f32(*v).to_f32();
-                }
+                ember_quant::round_f16(qg);
             }
-            let head = (layer * nkv + kvh) * n_pad * hd * es;
-            // Keys [chunk][dim][KV_CHUNK] of this head: whole chunks up to len.
-            let kmat = &kb[head..head + len.next_multiple_of(KV_CHUNK) * hd * es];
-            ember_quant::attn_scores(ty, hd, group, qg, kmat, len, probs, n_pad)?;
+            // This head's keys and values: whole chunks up to len.
+            let head = (layer * nkv + kvh) * n_pad * pb;
+            let span = head..head + len.next_multiple_of(KV_CHUNK) * pb;
+            ember_quant::attn_scores(ty, hd, group, qg, &kb[span.clone()], len, probs, n_pad)?;
             for g in 0..group {
                 let pg = &mut probs[g * n_pad..g * n_pad + len];
                 ops::softmax(pg, scale);
                 // Rounded to the cache's precision, as llama.cpp rounds them
-                // before its product with the values.
+                // before its product with the values (its Q8_0 path keeps
+                // them f32).
                 if kv_t == KvType::F16 {
-                    for v in pg.iter_mut() {
-                        *v = half::f16::from_f32(*v).to_f32();
-                    }
+                    ember_quant::round_f16(pg);
                 }
             }
-            // Values [pos][dim] of this head, rows 0..len.
-            let vmat = &vb[head..head + len * hd * es];
             let o = &mut out[(u - u0) * group * hd..(u - u0 + 1) * group * hd];
-            ember_quant::attn_values(ty, hd, group, probs, n_pad, vmat, len, o)?;
+            ember_quant::attn_values(ty, hd, group, probs, n_pad, &vb[span], len, o)?;
         }
         Ok(())
     }
 }
 
-/// Positions per chunk of the key cache's chunk-transposed layout
-/// (`[layer][kvh][chunk][dim][KV_CHUNK]`); the value cache is
-/// `[layer][kvh][pos][dim]`. Both hold `n_ctx` rounded up to a whole chunk.
+/// Positions per chunk of the KV cache's layout (`[layer][kvh][chunk]`,
+/// each chunk as `ember_quant::attn` lays it out for the cache type).
 pub const KV_CHUNK: usize = ember_quant::KV_CHUNK;
-
-/// Index of key element (`pos`, `dim`) of KV head `h` in `layer`, in the
-/// chunk-transposed layout.
-fn k_index(
-    layer: usize,
-    nkv: usize,
-    h: usize,
-    n_pad: usize,
-    hd: usize,
-    pos: usize,
-    dim: usize,
-) -> usize {
-    (layer * nkv + h) * n_pad * hd + ((pos / KV_CHUNK) * hd + dim) * KV_CHUNK + pos % KV_CHUNK
-}
 
 /// A session with its threads running: evaluate tokens, read logits.
 pub struct Exec<'s, 'a> {
@@ -808,46 +788,26 @@ impl Exec<'_, '_> {
         let hp = &sh.model.hp;
         let (hd, kvd, nkv) = (hp.head_dim, hp.kv_dim(), hp.n_head_kv);
         let n_pad = sh.plan.config.n_ctx.next_multiple_of(KV_CHUNK);
+        let kv_t = sh.plan.config.kv_type;
+        let (ty, pb) = (kv_t.ggml(), kv_t.pos_bytes(hd)?);
+        let cb = KV_CHUNK * pb;
         let mut kv = write(&sh.kv);
         let (kc, vc) = &mut *kv;
-        let f16 = sh.plan.config.kv_type == KvType::F16;
+        let kc: &mut [u8] = bytemuck::cast_slice_mut(&mut kc[..]);
+        let vc: &mut [u8] = bytemuck::cast_slice_mut(&mut vc[..]);
         for j in 0..n {
             let pos = pos0 + j;
             for h in 0..nkv {
-                let ksrc = &self.k[j * kvd + h * hd..j * kvd + (h + 1) * hd];
-                let vsrc = &self.v[j * kvd + h * hd..j * kvd + (h + 1) * hd];
-                // Values: one row per position.
-                let vbase = ((layer * nkv + h) * n_pad + pos) * hd;
-                if f16 {
-                    let vc: &mut [u16] = bytemuck::cast_slice_mut(&mut vc[..]);
-                    let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut vc[vbase..vbase + hd]);
-                    ember_quant::quantize_row(GgmlType::F16, vsrc, dst)?;
-                } else {
-                    vc[vbase..vbase + hd].copy_from_slice(vsrc);
+                let at = (layer * nkv + h) * n_pad * pb + (pos / KV_CHUNK) * cb;
+                let (kchunk, vchunk) = (&mut kc[at..at + cb], &mut vc[at..at + cb]);
+                // A new chunk starts clean, so that the keys past the end
+                // (scored, then ignored) never hold stale values.
+                if pos.is_multiple_of(KV_CHUNK) {
+                    kchunk.fill(0);
                 }
-                // Keys: one column per position. A new chunk starts clean, so
-                // that the positions past the end (scored, then ignored)
-                // never hold stale values.
-                let fresh = pos.is_multiple_of(KV_CHUNK);
-                if fresh {
-                    let at = k_index(layer, nkv, h, n_pad, hd, pos, 0);
-                    let chunk = at..at + hd * KV_CHUNK;
-                    if f16 {
-                        let kc: &mut [u16] = bytemuck::cast_slice_mut(&mut kc[..]);
-                        kc[chunk].fill(0);
-                    } else {
-                        kc[chunk].fill(0.0);
-                    }
-                }
-                for (dim, &val) in ksrc.iter().enumerate() {
-                    let at = k_index(layer, nkv, h, n_pad, hd, pos, dim);
-                    if f16 {
-                        let kc: &mut [u16] = bytemuck::cast_slice_mut(&mut kc[..]);
-                        kc[at] = half::f16::from_f32(val).to_bits();
-                    } else {
-                        kc[at] = val;
-                    }
-                }
+                let src = j * kvd + h * hd..j * kvd + (h + 1) * hd;
+                ember_quant::kv_write_key(ty, hd, kchunk, pos % KV_CHUNK, &self.k[src.clone()])?;
+                ember_quant::kv_write_value(ty, hd, vchunk, pos % KV_CHUNK, &self.v[src])?;
             }
         }
         Ok(())

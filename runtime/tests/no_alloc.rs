@@ -4,7 +4,7 @@
 mod support;
 
 use ember::sampler::{Sampler, SamplerParams};
-use ember::{Model, PlanConfig, Session};
+use ember::{KvType, Model, PlanConfig, Session};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -34,13 +34,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn decode_allocs(model: &Model, threads: usize) -> usize {
+fn decode_allocs(model: &Model, threads: usize, kv_type: KvType) -> usize {
     let mut s = Session::new(
         model,
         PlanConfig {
             n_ctx: 256,
             n_batch: 32,
             n_threads: threads,
+            kv_type,
             ..Default::default()
         },
     )
@@ -82,8 +83,10 @@ fn decode_steps_allocate_nothing() {
     let v = std::hint::black_box(vec![1u8; 64]);
     assert!(ALLOCS.load(Ordering::SeqCst) > before && v.len() == 64);
     for threads in [1, 2, 3] {
-        let n = decode_allocs(&model, threads);
+        let n = decode_allocs(&model, threads, KvType::F16);
         eprintln!("{threads} thread(s): {n} allocations in 32 decode steps");
         assert_eq!(n, 0, "{threads} thread(s): decoding allocated {n} times");
     }
+    let n = decode_allocs(&model, 2, KvType::Q8_0);
+    assert_eq!(n, 0, "Q8_0 KV cache: decoding allocated {n} times");
 }

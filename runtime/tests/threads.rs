@@ -1,20 +1,27 @@
 //! The thread count changes no result: the logits of a 250-token prompt batch
 //! and of the decode steps after it are equal, bit for bit, with 1, 2 and 3
 //! threads (matrix rows and attention units are split across threads, never
-//! a sum).
+//! a sum), with an F16 and with a Q8_0 KV cache.
 
 mod support;
 
 use ember::tokenizer::Tokenizer;
-use ember::{Model, PlanConfig, Session};
+use ember::{KvType, Model, PlanConfig, Session};
 
-fn run(model: &Model, prompt: &[u32], steps: usize, threads: usize) -> Vec<Vec<f32>> {
+fn run(
+    model: &Model,
+    prompt: &[u32],
+    steps: usize,
+    threads: usize,
+    kv_type: KvType,
+) -> Vec<Vec<f32>> {
     let mut s = Session::new(
         model,
         PlanConfig {
             n_ctx: 512,
             n_batch: 64,
             n_threads: threads,
+            kv_type,
             ..Default::default()
         },
     )
@@ -43,12 +50,17 @@ fn logits_do_not_depend_on_the_thread_count() {
     let mut prompt = tok.encode(&text, false, false).unwrap();
     // Decode crosses a key-chunk boundary (256).
     prompt.truncate(250);
-    let one = run(&model, &prompt, 10, 1);
-    for t in [2, 3] {
-        let many = run(&model, &prompt, 10, t);
-        for (step, (a, b)) in one.iter().zip(&many).enumerate() {
-            let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-            assert!(same, "step {step}: logits differ between 1 and {t} threads");
+    for kv in [KvType::F16, KvType::Q8_0] {
+        let one = run(&model, &prompt, 10, 1, kv);
+        for t in [2, 3] {
+            let many = run(&model, &prompt, 10, t, kv);
+            for (step, (a, b)) in one.iter().zip(&many).enumerate() {
+                let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(
+                    same,
+                    "{kv:?} step {step}: logits differ between 1 and {t} threads"
+                );
+            }
         }
     }
 }

@@ -5,7 +5,7 @@
 //! tier's support was checked (`Tier` values only come from dispatch, which
 //! checked them; [`softmax`] and [`swiglu`] check again).
 
-use crate::vecops::{softmax_generic, swiglu_generic};
+use crate::vecops::{round_f16_generic, softmax_generic, swiglu_generic};
 use crate::Tier;
 
 /// Softmax on tier `t` (AVX2 or AVX-512; anything else, or a CPU without
@@ -29,6 +29,31 @@ pub(crate) fn swiglu(t: Tier, g: &mut [f32], u: &[f32]) {
         Tier::Avx2 | Tier::Avx512 if super::has_avx2_tier() => unsafe { swiglu_y(g, u) },
         _ => swiglu_generic(g, u),
     }
+}
+
+/// Rounding to f16 precision on tier `t`, as [`softmax`].
+pub(crate) fn round_f16(t: Tier, x: &mut [f32]) {
+    match t {
+        // SAFETY: the AVX-512 tier's features were just checked.
+        Tier::Avx512 if super::has_avx512_tier() => unsafe { round_f16_z(x) },
+        // SAFETY: the AVX2 tier's features were just checked.
+        Tier::Avx2 | Tier::Avx512 if super::has_avx2_tier() => unsafe { round_f16_y(x) },
+        _ => round_f16_generic(x),
+    }
+}
+
+/// # Safety
+/// The AVX-512 tier's features.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+unsafe fn round_f16_z(x: &mut [f32]) {
+    round_f16_generic(x)
+}
+
+/// # Safety
+/// The AVX2 tier's features.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn round_f16_y(x: &mut [f32]) {
+    round_f16_generic(x)
 }
 
 /// # Safety
