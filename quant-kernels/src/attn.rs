@@ -29,8 +29,10 @@
 //!
 //! * **key chunk**: scales `[block][KV_CHUNK]` f32, then quants
 //!   `[dim][KV_CHUNK]` i8 (chunk-transposed, as the F16 keys);
-//! * **value chunk**: scales `[KV_CHUNK][block]` f32, then quants
-//!   `[KV_CHUNK][dim]` i8 (by position).
+//! * **value chunk**: per block of 32 dimensions, its scales `[KV_CHUNK]`
+//!   f32 then its quants `[KV_CHUNK][32]` i8 (by position within the
+//!   block), so that a thread summing some blocks' columns reads only
+//!   those blocks' bytes.
 //!
 //! Score of position `p`: `Σ_b d_b(p) · (Σ_{d in b} q[d] · k_q[d][p])`, the
 //! inner sum in f32 in `d` order; value sums add `w · (d_b · v_q)` (the
@@ -51,8 +53,9 @@ pub const KV_CHUNK: usize = 64;
 pub(crate) type ScoresFn =
     fn(hd: usize, group: usize, q: &[f32], k: &[u8], nch: usize, scores: &mut [f32], stride: usize);
 
-/// Values kernel: `out[g * hd + d] = Σ_{pos < len} probs[g * stride + pos] ·
-/// v[pos][d]`. Sizes validated by the caller.
+/// Values kernel: `out[g * w + d - c0] = Σ_{pos < len} probs[g * stride +
+/// pos] · v[pos][d]` for the columns `d` in `c0..c1` (`w = c1 - c0`; both
+/// multiples of 32, or `c1 = hd`). Sizes validated by the caller.
 pub(crate) type ValuesFn = fn(
     hd: usize,
     group: usize,
@@ -60,8 +63,26 @@ pub(crate) type ValuesFn = fn(
     stride: usize,
     v: &[u8],
     len: usize,
+    cols: Cols,
     out: &mut [f32],
 );
+
+/// A column range `c0..c1` of the value rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cols {
+    pub c0: usize,
+    pub c1: usize,
+}
+
+impl Cols {
+    pub fn width(self) -> usize {
+        self.c1 - self.c0
+    }
+}
+
+/// Bytes of one block (32 columns) of a Q8_0 value chunk: 64 f32 scales,
+/// then 64 rows of 32 quants.
+pub(crate) const V_BLOCK_BYTES: usize = KV_CHUNK * (4 + QK);
 
 /// The attention kernels of one tier for one element type.
 #[derive(Clone, Copy)]
@@ -221,17 +242,8 @@ pub fn attn_values(
     len: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    attn_values_with(
-        dispatch::try_tier()?,
-        ty,
-        hd,
-        group,
-        probs,
-        stride,
-        v,
-        len,
-        out,
-    )
+    let t = dispatch::try_tier()?;
+    attn_values_cols_with(t, ty, hd, group, probs, stride, v, len, 0..hd, out)
 }
 
 /// [`attn_values`] on tier `t`.
@@ -247,8 +259,57 @@ pub fn attn_values_with(
     len: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
+    attn_values_cols_with(t, ty, hd, group, probs, stride, v, len, 0..hd, out)
+}
+
+/// [`attn_values`] for the columns `cols` only, into `out[g * w + d -
+/// cols.start]` (`w = cols.len()`): bit for bit what the whole product gives
+/// in those columns, so that threads can share one head's values by
+/// columns. Both ends must be multiples of 32 (the end may also be `hd`).
+#[allow(clippy::too_many_arguments)]
+pub fn attn_values_cols(
+    ty: GgmlType,
+    hd: usize,
+    group: usize,
+    probs: &[f32],
+    stride: usize,
+    v: &[u8],
+    len: usize,
+    cols: core::ops::Range<usize>,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let t = dispatch::try_tier()?;
+    attn_values_cols_with(t, ty, hd, group, probs, stride, v, len, cols, out)
+}
+
+/// [`attn_values_cols`] on tier `t`.
+#[allow(clippy::too_many_arguments)]
+pub fn attn_values_cols_with(
+    t: Tier,
+    ty: GgmlType,
+    hd: usize,
+    group: usize,
+    probs: &[f32],
+    stride: usize,
+    v: &[u8],
+    len: usize,
+    cols: core::ops::Range<usize>,
+    out: &mut [f32],
+) -> Result<(), Error> {
     let kern = kernels_for(t, ty, hd)?;
     let pb = kv_pos_bytes(ty, hd)?;
+    let edge_ok = |c: usize| c.is_multiple_of(QK) || c == hd;
+    if cols.start > cols.end || cols.end > hd || !edge_ok(cols.start) || !edge_ok(cols.end) {
+        return Err(Error::BufferSize {
+            what: "attn_values: column range (ends multiples of 32, within the head)",
+            expected: hd,
+            got: cols.end,
+        });
+    }
+    let cols = Cols {
+        c0: cols.start,
+        c1: cols.end,
+    };
     let overflow = "attn_values: sizes overflow";
     // Q8_0 values are stored in whole chunks; F16/F32 rows are plain.
     let rows = if ty == GgmlType::Q8_0 {
@@ -257,12 +318,12 @@ pub fn attn_values_with(
         len
     };
     let v_need = product(overflow, &[rows, pb])?;
-    let o_need = product(overflow, &[group, hd])?;
+    let o_need = product(overflow, &[group, cols.width()])?;
     check("attn_values: value bytes", v_need, v.len())?;
     check("attn_values: output", o_need, out.len())?;
     check("attn_values: stride", len, stride)?;
     let out = &mut out[..o_need];
-    if group == 0 || hd == 0 {
+    if group == 0 || cols.width() == 0 {
         return Ok(());
     }
     if len == 0 {
@@ -271,7 +332,7 @@ pub fn attn_values_with(
     }
     let p_need = span_of(overflow, group, stride, len)?;
     check("attn_values: probabilities", p_need, probs.len())?;
-    (kern.values)(hd, group, probs, stride, &v[..v_need], len, out);
+    (kern.values)(hd, group, probs, stride, &v[..v_need], len, cols, out);
     Ok(())
 }
 
@@ -290,12 +351,13 @@ pub(crate) fn values_fallback(
     stride: usize,
     v: &[u8],
     len: usize,
+    cols: Cols,
     out: &mut [f32],
 ) {
     if f16 {
-        values_ref::<2>(hd, group, probs, stride, v, len, out)
+        values_ref::<2>(hd, group, probs, stride, v, len, cols, out)
     } else {
-        values_ref::<4>(hd, group, probs, stride, v, len, out)
+        values_ref::<4>(hd, group, probs, stride, v, len, cols, out)
     }
 }
 
@@ -349,6 +411,7 @@ fn scores_ref<const ES: usize>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn values_ref<const ES: usize>(
     hd: usize,
     group: usize,
@@ -356,16 +419,18 @@ fn values_ref<const ES: usize>(
     stride: usize,
     v: &[u8],
     len: usize,
+    cols: Cols,
     out: &mut [f32],
 ) {
+    let w = cols.width();
     out.fill(0.0);
     for g in 0..group {
-        let o = &mut out[g * hd..(g + 1) * hd];
+        let o = &mut out[g * w..(g + 1) * w];
         for pos in 0..len {
-            let w = probs[g * stride + pos];
+            let p = probs[g * stride + pos];
             let row = &v[pos * hd * ES..(pos + 1) * hd * ES];
-            for (d, od) in o.iter_mut().enumerate() {
-                *od += w * elem::<ES>(row, d);
+            for (od, d) in o.iter_mut().zip(cols.c0..cols.c1) {
+                *od += p * elem::<ES>(row, d);
             }
         }
     }
@@ -443,19 +508,21 @@ fn write_row(
             }; MAX_ROW_BLOCKS];
             let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut blocks[..nb]);
             crate::quantize_row_act(GgmlType::Q8_0, src, bytes)?;
-            let (scales, quants) = chunk.split_at_mut(4 * nb * KV_CHUNK);
             for (b, blk) in blocks[..nb].iter().enumerate() {
-                let d = crate::fp::f16_to_f32(blk.d);
-                let at = if key { b * KV_CHUNK + j } else { j * nb + b } * 4;
-                scales[at..at + 4].copy_from_slice(&d.to_le_bytes());
-                for (i, &q) in blk.qs.iter().enumerate() {
-                    let dim = b * QK + i;
-                    let at = if key {
-                        dim * KV_CHUNK + j
-                    } else {
-                        j * hd + dim
-                    };
-                    quants[at] = q as u8;
+                let d = crate::fp::f16_to_f32(blk.d).to_le_bytes();
+                let qs: &[u8] = bytemuck::cast_slice(&blk.qs);
+                if key {
+                    let (scales, quants) = chunk.split_at_mut(4 * nb * KV_CHUNK);
+                    let at = 4 * (b * KV_CHUNK + j);
+                    scales[at..at + 4].copy_from_slice(&d);
+                    for (i, &q) in qs.iter().enumerate() {
+                        quants[(b * QK + i) * KV_CHUNK + j] = q;
+                    }
+                } else {
+                    let vb = &mut chunk[b * V_BLOCK_BYTES..(b + 1) * V_BLOCK_BYTES];
+                    vb[4 * j..4 * j + 4].copy_from_slice(&d);
+                    let at = 4 * KV_CHUNK + j * QK;
+                    vb[at..at + QK].copy_from_slice(qs);
                 }
             }
         }
@@ -544,8 +611,9 @@ pub(crate) fn scores_q8_generic(
     }
 }
 
-/// Q8_0 value sums (module docs): positions in order; each row is widened
-/// and scaled once, a block at a time, for the whole group.
+/// Q8_0 value sums (module docs): positions in order; each block's row
+/// is widened and scaled once for the whole group.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn values_q8_generic(
     hd: usize,
@@ -554,27 +622,30 @@ pub(crate) fn values_q8_generic(
     stride: usize,
     v: &[u8],
     len: usize,
+    cols: Cols,
     out: &mut [f32],
 ) {
     let nb = hd / QK;
     let cb = KV_CHUNK * (hd + 4 * nb);
-    let out = &mut out[..group * hd];
+    let w = cols.width();
+    let out = &mut out[..group * w];
     out.fill(0.0);
     for pos in 0..len {
         let (c, j) = (pos / KV_CHUNK, pos % KV_CHUNK);
-        let vc = &v[c * cb..(c + 1) * cb];
-        let (sc, qs) = vc.split_at(4 * nb * KV_CHUNK);
-        let row = &qs[j * hd..(j + 1) * hd];
-        for b in 0..nb {
-            let d = f32_at(sc, j * nb + b);
+        for b in cols.c0 / QK..cols.c1 / QK {
+            let at = c * cb + b * V_BLOCK_BYTES;
+            let vb = &v[at..at + V_BLOCK_BYTES];
+            let d = f32_at(vb, j);
+            let row = &vb[4 * KV_CHUNK + j * QK..4 * KV_CHUNK + (j + 1) * QK];
             let mut vf = [0f32; QK];
-            for (f, &x) in vf.iter_mut().zip(&row[b * QK..(b + 1) * QK]) {
+            for (f, &x) in vf.iter_mut().zip(row) {
                 *f = d * f32::from(x as i8);
             }
-            for (g, o) in out.chunks_exact_mut(hd).enumerate() {
-                let w = probs[g * stride + pos];
-                for (od, &x) in o[b * QK..(b + 1) * QK].iter_mut().zip(&vf) {
-                    *od += w * x;
+            let o0 = b * QK - cols.c0;
+            for (g, o) in out.chunks_exact_mut(w).enumerate() {
+                let p = probs[g * stride + pos];
+                for (od, &x) in o[o0..o0 + QK].iter_mut().zip(&vf) {
+                    *od += p * x;
                 }
             }
         }

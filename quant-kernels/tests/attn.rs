@@ -7,8 +7,8 @@
 
 use ember_quant::fp::{f16_to_f32, f32_to_f16};
 use ember_quant::{
-    attn_scores_with, attn_values_with, kv_pos_bytes, kv_write_key, kv_write_value, GgmlType, Tier,
-    KV_CHUNK,
+    attn_scores_with, attn_values_cols_with, attn_values_with, kv_pos_bytes, kv_write_key,
+    kv_write_value, GgmlType, Tier, KV_CHUNK,
 };
 
 struct Rng(u64);
@@ -104,6 +104,7 @@ fn attention_kernels_match_f64_oracle() {
                                 assert!((got - want).abs() <= tol(len, abs), "{t} {ty} hd {hd} group {group} len {len}: out[{g}][{d}] {got} vs {want}");
                             }
                         }
+                        assert_cols_match(t, ty, hd, group, &probs, stride, &vb, len, &out);
                         checked += 1;
                     }
                 }
@@ -176,13 +177,15 @@ fn q8_0_cache_matches_f64_oracle() {
                 kv_write_key(ty, hd, &mut kb[c * cb..(c + 1) * cb], j, &kr).unwrap();
                 kv_write_value(ty, hd, &mut vb[c * cb..(c + 1) * cb], j, &vr).unwrap();
                 let (ks, kq) = kb[c * cb..(c + 1) * cb].split_at(4 * nb * KV_CHUNK);
-                let (vs, vq) = vb[c * cb..(c + 1) * cb].split_at(4 * nb * KV_CHUNK);
+                let vc = &vb[c * cb..(c + 1) * cb];
                 for d in 0..hd {
                     let b = d / 32;
                     let dk = f32_at(ks, b * KV_CHUNK + j);
-                    let dv = f32_at(vs, j * nb + b);
+                    // Values: per block, 64 scales then 64 rows of 32 quants.
+                    let vblk = &vc[b * KV_CHUNK * 36..(b + 1) * KV_CHUNK * 36];
+                    let dv = f32_at(vblk, j);
                     kd[p * hd + d] = dk * (kq[d * KV_CHUNK + j] as i8) as f32;
-                    vd[p * hd + d] = dv * (vq[j * hd + d] as i8) as f32;
+                    vd[p * hd + d] = dv * (vblk[4 * KV_CHUNK + 32 * j + d % 32] as i8) as f32;
                     for (src, dec, dd) in [(&kr, &kd, dk), (&vr, &vd, dv)] {
                         let amax = src[32 * b..32 * b + 32]
                             .iter()
@@ -229,10 +232,52 @@ fn q8_0_cache_matches_f64_oracle() {
                             );
                         }
                     }
+                    assert_cols_match(t, ty, hd, group, &probs, stride, &vb, len, &out);
                     checked += 1;
                 }
             }
         }
     }
     assert!(checked >= 4 * 5 * 5);
+}
+
+/// Every column range a thread may take (ends on multiples of 32, or the
+/// head's end) gives exactly the bits of the whole product in its columns.
+#[allow(clippy::too_many_arguments)]
+fn assert_cols_match(
+    t: Tier,
+    ty: GgmlType,
+    hd: usize,
+    group: usize,
+    probs: &[f32],
+    stride: usize,
+    v: &[u8],
+    len: usize,
+    whole: &[f32],
+) {
+    let mut edges: Vec<usize> = (0..hd).step_by(32).collect();
+    edges.push(hd);
+    for (i, &c0) in edges.iter().enumerate() {
+        for &c1 in &edges[i..] {
+            let w = c1 - c0;
+            let mut part = vec![f32::NAN; group * w];
+            attn_values_cols_with(t, ty, hd, group, probs, stride, v, len, c0..c1, &mut part)
+                .unwrap();
+            for g in 0..group {
+                for d in c0..c1 {
+                    assert_eq!(
+                        part[g * w + d - c0].to_bits(),
+                        whole[g * hd + d].to_bits(),
+                        "{t} {ty} hd {hd} group {group} len {len} cols {c0}..{c1}: [{g}][{d}]"
+                    );
+                }
+            }
+        }
+    }
+    // Ends that are not block edges (nor the head's end) are refused.
+    if hd > 16 {
+        let mut part = vec![0f32; group * hd];
+        let r = attn_values_cols_with(t, ty, hd, group, probs, stride, v, len, 16..hd, &mut part);
+        assert!(r.is_err());
+    }
 }

@@ -174,6 +174,7 @@ impl<'m> Session<'m> {
             logits,
             outs,
             atts,
+            scores,
         } = bufs;
         let shared = Shared {
             model,
@@ -184,6 +185,7 @@ impl<'m> Session<'m> {
             kv: RwLock::new((k_cache, v_cache)),
             outs: outs.into_iter().map(Mutex::new).collect(),
             atts: atts.into_iter().map(Mutex::new).collect(),
+            scores: scores.into_iter().map(RwLock::new).collect(),
             job: Mutex::new(Job::Idle),
             gen: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
@@ -239,6 +241,7 @@ struct Bufs<'a> {
     logits: &'a mut [f32],
     outs: Vec<&'a mut [f32]>,
     atts: Vec<&'a mut [f32]>,
+    scores: Vec<&'a mut [f32]>,
 }
 
 /// Splits the arena into the plan's regions (which are in increasing order).
@@ -267,6 +270,7 @@ fn carve<'a>(arena: &'a mut [f32], plan: &Plan) -> Bufs<'a> {
         logits: take(plan.logits),
         outs: plan.thread_out.iter().map(|&r| take(r)).collect(),
         atts: plan.thread_att.iter().map(|&r| take(r)).collect(),
+        scores: plan.thread_scores.iter().map(|&r| take(r)).collect(),
     }
 }
 
@@ -286,6 +290,18 @@ enum Job {
         n: usize,
         pos0: usize,
     },
+    /// One token's attention scores at `pos0` in `layer`, threads sharing
+    /// the key chunks (the first half of [`Job::Attn`] for one token).
+    AttnScores {
+        layer: usize,
+        pos0: usize,
+    },
+    /// Softmax and value sums after [`Job::AttnScores`], threads sharing
+    /// (KV head, 32-column block) units.
+    AttnValues {
+        layer: usize,
+        pos0: usize,
+    },
     Quit,
 }
 
@@ -298,6 +314,7 @@ struct Shared<'a> {
     kv: RwLock<(&'a mut [f32], &'a mut [f32])>,
     outs: Vec<Mutex<&'a mut [f32]>>,
     atts: Vec<Mutex<&'a mut [f32]>>,
+    scores: Vec<RwLock<&'a mut [f32]>>,
     job: Mutex<Job>,
     gen: AtomicUsize,
     done: AtomicUsize,
@@ -379,6 +396,8 @@ impl Shared<'_> {
                 r
             }
             Job::Attn { layer, n, pos0 } => self.attn_share(layer, n, pos0, tid),
+            Job::AttnScores { layer, pos0 } => self.scores_share(layer, pos0, tid),
+            Job::AttnValues { layer, pos0 } => self.values_share(layer, pos0, tid),
             Job::Idle | Job::Quit => Ok(()),
         };
         if let Err(e) = r {
@@ -462,7 +481,119 @@ impl Shared<'_> {
         }
         Ok(())
     }
+
+    /// One token's scores (at `pos0`) for this thread's share of the key
+    /// chunks, every KV head, into its `scores` buffer at their places.
+    /// Each position's score is computed exactly as [`Self::attn_share`]
+    /// computes it, whoever computes it.
+    fn scores_share(&self, layer: usize, pos0: usize, tid: usize) -> Result<()> {
+        let hp = &self.model.hp;
+        let (hd, nkv) = (hp.head_dim, hp.n_head_kv);
+        let group = hp.n_head / nkv;
+        let n_pad = self.plan.config.n_ctx.next_multiple_of(KV_CHUNK);
+        let kv_t = self.plan.config.kv_type;
+        let (ty, pb) = (kv_t.ggml(), kv_t.pos_bytes(hd)?);
+        let cb = KV_CHUNK * pb;
+        let chunks = share((pos0 + 1).div_ceil(KV_CHUNK), tid, self.n_threads);
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let q = read(&self.q);
+        let kv = read(&self.kv);
+        let kb: &[u8] = bytemuck::cast_slice(&kv.0[..]);
+        let mut sc = write(&self.scores[tid]);
+        let mut att = lock(&self.atts[tid]);
+        let qg = &mut att[..group * hd];
+        for kvh in 0..nkv {
+            qg.copy_from_slice(&q[kvh * group * hd..(kvh + 1) * group * hd]);
+            if kv_t == KvType::F16 {
+                ember_quant::round_f16(qg);
+            }
+            let at = (layer * nkv + kvh) * n_pad * pb + chunks.start * cb;
+            let k = &kb[at..at + chunks.len() * cb];
+            let o = &mut sc[kvh * group * n_pad + chunks.start * KV_CHUNK..];
+            ember_quant::attn_scores(ty, hd, group, qg, k, chunks.len() * KV_CHUNK, o, n_pad)?;
+        }
+        Ok(())
+    }
+
+    /// After [`Self::scores_share`]: softmax and value sums for this
+    /// thread's share of (KV head, column block) units. A thread gathers a
+    /// head's scores from every thread's buffer and does its softmax once for
+    /// its units of that head; the value columns are split, so each thread
+    /// reads only its blocks' part of the value cache.
+    fn values_share(&self, layer: usize, pos0: usize, tid: usize) -> Result<()> {
+        let hp = &self.model.hp;
+        let (hd, nkv) = (hp.head_dim, hp.n_head_kv);
+        let group = hp.n_head / nkv;
+        let n_pad = self.plan.config.n_ctx.next_multiple_of(KV_CHUNK);
+        let kv_t = self.plan.config.kv_type;
+        let (ty, pb) = (kv_t.ggml(), kv_t.pos_bytes(hd)?);
+        let len = pos0 + 1;
+        let nch = len.div_ceil(KV_CHUNK);
+        let sw = slab_width(hd);
+        let units = share(nkv * (hd / sw), tid, self.n_threads);
+        if units.is_empty() {
+            return Ok(());
+        }
+        let scale = 1.0 / (hd as f32).sqrt();
+        let kv = read(&self.kv);
+        let vb: &[u8] = bytemuck::cast_slice(&kv.1[..]);
+        let mut out = lock(&self.outs[tid]);
+        let mut att = lock(&self.atts[tid]);
+        let probs = &mut att[..group * n_pad];
+        let mut have = None;
+        let u0 = units.start;
+        for u in units {
+            let (kvh, s) = (u / (hd / sw), u % (hd / sw));
+            if have != Some(kvh) {
+                for t in 0..self.n_threads {
+                    let ch = share(nch, t, self.n_threads);
+                    let (a, b) = (ch.start * KV_CHUNK, (ch.end * KV_CHUNK).min(len));
+                    if a >= b {
+                        continue;
+                    }
+                    let sc = read(&self.scores[t]);
+                    for g in 0..group {
+                        let row = (kvh * group + g) * n_pad;
+                        probs[g * n_pad + a..g * n_pad + b].copy_from_slice(&sc[row + a..row + b]);
+                    }
+                }
+                for g in 0..group {
+                    let pg = &mut probs[g * n_pad..g * n_pad + len];
+                    ops::softmax(pg, scale);
+                    if kv_t == KvType::F16 {
+                        ember_quant::round_f16(pg);
+                    }
+                }
+                have = Some(kvh);
+            }
+            let head = (layer * nkv + kvh) * n_pad * pb;
+            let v = &vb[head..head + len.next_multiple_of(KV_CHUNK) * pb];
+            let o = &mut out[(u - u0) * group * sw..(u - u0 + 1) * group * sw];
+            let cols = s * sw..(s + 1) * sw;
+            ember_quant::attn_values_cols(ty, hd, group, probs, n_pad, v, len, cols, o)?;
+        }
+        Ok(())
+    }
 }
+
+/// Columns of a value unit when threads share one token's attention: one
+/// 32-column block (a cache line of F16 values, a Q8_0 block), or the whole
+/// head if it is not a whole number of blocks.
+fn slab_width(hd: usize) -> usize {
+    if hd.is_multiple_of(32) {
+        32
+    } else {
+        hd
+    }
+}
+
+/// Shortest context at which threads share one token's attention by
+/// positions and columns rather than by KV head (below it the extra
+/// hand-off costs more than the imbalance saves). Results are the same
+/// either way.
+const SPLIT_ATTN_MIN_LEN: usize = 128;
 
 /// Positions per chunk of the KV cache's layout (`[layer][kvh][chunk]`,
 /// each chunk as `ember_quant::attn` lays it out for the cache type).
@@ -725,9 +856,17 @@ impl Exec<'_, '_> {
                 }
             }
             self.store_kv(il, n, pos0)?;
-            self.post(Job::Attn { layer: il, n, pos0 });
-            self.check_failed()?;
-            gather_attn(sh, n, &mut self.xb[..n * qd]);
+            if n == 1 && sh.n_threads > 1 && pos0 + 1 >= SPLIT_ATTN_MIN_LEN {
+                self.post(Job::AttnScores { layer: il, pos0 });
+                self.check_failed()?;
+                self.post(Job::AttnValues { layer: il, pos0 });
+                self.check_failed()?;
+                gather_attn_split(sh, &mut self.xb[..qd]);
+            } else {
+                self.post(Job::Attn { layer: il, n, pos0 });
+                self.check_failed()?;
+                gather_attn(sh, n, &mut self.xb[..n * qd]);
+            }
             self.xq_key = None;
             self.quantize(SRC_ATT, n, qd, l.wo.ty)?;
             self.matmul(&[(l.wo, Out::Hb)], n)?;
@@ -853,6 +992,27 @@ fn gather(sh: &Shared<'_>, w: &Weight, n: usize, y: &mut [f32], at: &mut [usize]
                         *d = o[ri * n + j];
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Copies the threads' outputs of [`Job::AttnValues`] ((KV head, column
+/// block) units, `[group][width]` each) into one token's `att` (`q_dim`).
+fn gather_attn_split(sh: &Shared<'_>, att: &mut [f32]) {
+    let hp = &sh.model.hp;
+    let (hd, nkv) = (hp.head_dim, hp.n_head_kv);
+    let group = hp.n_head / nkv;
+    let sw = slab_width(hd);
+    for tid in 0..sh.n_threads {
+        let units = share(nkv * (hd / sw), tid, sh.n_threads);
+        let out = lock(&sh.outs[tid]);
+        for (i, u) in units.enumerate() {
+            let (kvh, s) = (u / (hd / sw), u % (hd / sw));
+            for g in 0..group {
+                let src = &out[(i * group + g) * sw..(i * group + g + 1) * sw];
+                let at = (kvh * group + g) * hd + s * sw;
+                att[at..at + sw].copy_from_slice(src);
             }
         }
     }

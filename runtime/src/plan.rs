@@ -119,6 +119,10 @@ pub struct Plan {
     pub thread_out: Vec<Region>,
     /// Per-thread attention scratch (scores and converted rows).
     pub thread_att: Vec<Region>,
+    /// Per-thread decode scores (`n_head × n_ctx`, for the positions the
+    /// thread scored when threads share one token's attention); empty with
+    /// one thread.
+    pub thread_scores: Vec<Region>,
     /// Total arena size in f32 units.
     pub total_f32: usize,
     /// Bytes of weights the plan leaves in the memory map.
@@ -222,6 +226,8 @@ impl Plan {
         let logits = take(n_logits * nv);
         let thread_out = (0..t).map(|_| take(out)).collect();
         let thread_att = (0..t).map(|_| take(att)).collect();
+        let scores = if t > 1 { hp.n_head * n_pad } else { 0 };
+        let thread_scores = (0..t).map(|_| take(scores)).collect();
         let weights_mapped = model.file_size();
         Ok(Plan {
             config,
@@ -238,6 +244,7 @@ impl Plan {
             logits,
             thread_out,
             thread_att,
+            thread_scores,
             total_f32: cursor,
             weights_mapped,
         })

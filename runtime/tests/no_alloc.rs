@@ -55,7 +55,11 @@ fn decode_allocs(model: &Model, threads: usize, kv_type: KvType) -> usize {
         },
     );
     let mut history: Vec<u32> = Vec::with_capacity(256);
-    history.extend([19556u32, 905, 28, 339, 1056]);
+    // 140 tokens, so that with 2+ threads decode shares each token's
+    // attention by key chunks and value columns (from 128 positions).
+    for _ in 0..28 {
+        history.extend([19556u32, 905, 28, 339, 1056]);
+    }
     s.run(|ex| {
         ex.eval(&history.clone()).unwrap();
         // One warm-up step, then count 32 more.

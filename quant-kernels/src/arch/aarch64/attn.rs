@@ -13,7 +13,7 @@ use core::arch::aarch64::*;
 
 use super::common::f16x8;
 use super::has;
-use crate::attn::{AttnKernels, KV_CHUNK};
+use crate::attn::{AttnKernels, Cols, KV_CHUNK};
 use crate::GgmlType;
 
 /// The NEON attention kernels for cache elements of type `ty`.
@@ -128,6 +128,7 @@ unsafe fn scores_tile<const G: usize, const F16: bool>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn values<const F16: bool>(
     hd: usize,
     group: usize,
@@ -135,28 +136,30 @@ fn values<const F16: bool>(
     stride: usize,
     v: &[u8],
     len: usize,
+    cols: Cols,
     out: &mut [f32],
 ) {
     if !hd.is_multiple_of(16) {
-        return crate::attn::values_fallback(F16, hd, group, probs, stride, v, len, out);
+        return crate::attn::values_fallback(F16, hd, group, probs, stride, v, len, cols, out);
     }
     let es = if F16 { 2 } else { 4 };
+    let w = cols.width();
     let mut g0 = 0;
     while g0 < group {
         let gn = (group - g0).min(4);
-        for d0 in (0..hd).step_by(16) {
+        for d0 in (cols.c0..cols.c1).step_by(16) {
             let pp = probs[g0 * stride..].as_ptr();
             let vp = v[d0 * es..].as_ptr();
-            let op = out[g0 * hd + d0..].as_mut_ptr();
+            let op = out[g0 * w + d0 - cols.c0..].as_mut_ptr();
             // SAFETY: only reachable via `kernels`, which checked NEON; v
             // holds len rows of hd elements (this slab is d0..d0 + 16),
-            // probs gn rows of `stride` ≥ len, out gn rows of hd.
+            // probs gn rows of `stride` ≥ len, out gn rows of w.
             unsafe {
                 match gn {
-                    4 => values_tile::<4, F16>(hd, len, pp, stride, vp, op),
-                    3 => values_tile::<3, F16>(hd, len, pp, stride, vp, op),
-                    2 => values_tile::<2, F16>(hd, len, pp, stride, vp, op),
-                    _ => values_tile::<1, F16>(hd, len, pp, stride, vp, op),
+                    4 => values_tile::<4, F16>(hd, w, len, pp, stride, vp, op),
+                    3 => values_tile::<3, F16>(hd, w, len, pp, stride, vp, op),
+                    2 => values_tile::<2, F16>(hd, w, len, pp, stride, vp, op),
+                    _ => values_tile::<1, F16>(hd, w, len, pp, stride, vp, op),
                 }
             }
         }
@@ -168,11 +171,12 @@ fn values<const F16: bool>(
 ///
 /// # Safety
 /// NEON; `v` row `pos` (stride `hd` elements) has 16 readable elements for
-/// `pos < len`; `p + g·stride` has `len` f32 and `out + g·hd` 16 writable
+/// `pos < len`; `p + g·stride` has `len` f32 and `out + g·ow` 16 writable
 /// f32 for each `g < G`.
 #[target_feature(enable = "neon")]
 unsafe fn values_tile<const G: usize, const F16: bool>(
     hd: usize,
+    ow: usize,
     len: usize,
     p: *const f32,
     stride: usize,
@@ -194,7 +198,7 @@ unsafe fn values_tile<const G: usize, const F16: bool>(
         }
         for (g, a) in acc.iter().enumerate() {
             for (j, &aj) in a.iter().enumerate() {
-                vst1q_f32(out.add(g * hd + 4 * j), aj);
+                vst1q_f32(out.add(g * ow + 4 * j), aj);
             }
         }
     }

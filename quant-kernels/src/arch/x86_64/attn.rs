@@ -14,7 +14,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::attn::{AttnKernels, KV_CHUNK};
+use crate::attn::{AttnKernels, Cols, KV_CHUNK, V_BLOCK_BYTES};
 use crate::{GgmlType, Tier};
 
 /// This tier's attention kernels for cache elements of type `ty`; `None`
@@ -50,9 +50,9 @@ pub(crate) fn q8_kernels(t: Tier) -> Option<AttnKernels> {
                 // SAFETY: the AVX-512 tier's features were checked above.
                 unsafe { z_scores_q8(hd, g, q, k, nch, s, st) }
             },
-            values: |hd, g, p, st, v, len, o| {
+            values: |hd, g, p, st, v, len, cols, o| {
                 // SAFETY: the AVX-512 tier's features were checked above.
-                unsafe { z_values_q8(hd, g, p, st, v, len, o) }
+                unsafe { z_values_q8(hd, g, p, st, v, len, cols, o) }
             },
         }),
         Tier::Avx2 | Tier::Avx512 if super::has_avx2_tier() => Some(AttnKernels {
@@ -60,9 +60,9 @@ pub(crate) fn q8_kernels(t: Tier) -> Option<AttnKernels> {
                 // SAFETY: the AVX2 tier's features were checked above.
                 unsafe { y_scores_q8(hd, g, q, k, nch, s, st) }
             },
-            values: |hd, g, p, st, v, len, o| {
+            values: |hd, g, p, st, v, len, cols, o| {
                 // SAFETY: the AVX2 tier's features were checked above.
-                unsafe { y_values_q8(hd, g, p, st, v, len, o) }
+                unsafe { y_values_q8(hd, g, p, st, v, len, cols, o) }
             },
         }),
         _ => None,
@@ -164,12 +164,13 @@ unsafe fn z_scores_q8_tile<const G: usize>(
     }
 }
 
-/// Q8_0 value sums on AVX-512: tiles of up to 4 heads × 64 dimensions in
-/// registers over all positions; each row is widened and scaled once per
-/// tile.
+/// Q8_0 value sums on AVX-512: a tile is one block (32 columns, two
+/// vectors) × up to 4 heads in registers over all positions; each block row
+/// is widened and scaled once per tile.
 ///
 /// # Safety
 /// The AVX-512 tier's features; sizes as `crate::attn` validates them.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
 unsafe fn z_values_q8(
     hd: usize,
@@ -178,97 +179,86 @@ unsafe fn z_values_q8(
     stride: usize,
     v: &[u8],
     len: usize,
+    cols: Cols,
     out: &mut [f32],
 ) {
     let nb = hd / 32;
     let cb = KV_CHUNK * (hd + 4 * nb);
+    let w = cols.width();
     let mut g0 = 0;
     while g0 < group {
         let gn = (group - g0).min(4);
-        let mut d0 = 0;
-        while d0 < hd {
-            let nv = ((hd - d0) / 16).min(4);
+        for b in cols.c0 / 32..cols.c1 / 32 {
             let pp = probs[g0 * stride..].as_ptr();
-            let op = out[g0 * hd + d0..].as_mut_ptr();
-            let vp = v.as_ptr();
-            macro_rules! go {
-                ($g:literal, $n:literal) => {
-                    // SAFETY: v holds len.div_ceil(64) whole chunks of cb
-                    // bytes; this tile reads dims d0..d0 + 16·nv ≤ hd of
-                    // each row; probs gn rows of `stride` ≥ len; out gn rows
-                    // of hd.
-                    unsafe { z_values_q8_tile::<$g, $n>(hd, nb, cb, d0, len, pp, stride, vp, op) }
-                };
+            let op = out[g0 * w + 32 * b - cols.c0..].as_mut_ptr();
+            let vp = v[b * V_BLOCK_BYTES..].as_ptr();
+            // SAFETY: v holds len.div_ceil(64) whole chunks of cb bytes, each
+            // with this block's V_BLOCK_BYTES at b·V_BLOCK_BYTES; probs gn
+            // rows of `stride` ≥ len; out gn rows of w from this block's
+            // first column.
+            unsafe {
+                match gn {
+                    4 => z_values_q8_tile::<4>(cb, w, len, pp, stride, vp, op),
+                    3 => z_values_q8_tile::<3>(cb, w, len, pp, stride, vp, op),
+                    2 => z_values_q8_tile::<2>(cb, w, len, pp, stride, vp, op),
+                    _ => z_values_q8_tile::<1>(cb, w, len, pp, stride, vp, op),
+                }
             }
-            // hd is a multiple of 32, so nv is 4 or 2.
-            match (gn, nv) {
-                (4, 4) => go!(4, 4),
-                (4, _) => go!(4, 2),
-                (3, 4) => go!(3, 4),
-                (3, _) => go!(3, 2),
-                (2, 4) => go!(2, 4),
-                (2, _) => go!(2, 2),
-                (_, 4) => go!(1, 4),
-                (_, _) => go!(1, 2),
-            }
-            d0 += 16 * nv;
         }
         g0 += gn;
     }
 }
 
-/// `G` heads × `16·NV` dimensions (from `d0`) over all `len` positions.
+/// `G` heads × one block's 32 columns over all `len` positions.
 ///
 /// # Safety
-/// AVX-512 tier features; `v` holds `len.div_ceil(64)` Q8_0 value chunks
-/// of `cb` bytes with `d0 + 16·NV ≤ hd`; `p + g·stride` has `len` f32 and
-/// `out + g·hd` `16·NV` writable f32 for each `g < G`.
-#[allow(clippy::too_many_arguments)]
+/// AVX-512 tier features; `v + c·cb` is the block's part of value chunk `c`
+/// for `c < len.div_ceil(64)`; `p + g·stride` has `len` f32 and `out + g·ow`
+/// 32 writable f32 for each `g < G`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-unsafe fn z_values_q8_tile<const G: usize, const NV: usize>(
-    hd: usize,
-    nb: usize,
+unsafe fn z_values_q8_tile<const G: usize>(
     cb: usize,
-    d0: usize,
+    ow: usize,
     len: usize,
     p: *const f32,
     stride: usize,
     v: *const u8,
     out: *mut f32,
 ) {
-    let mut acc = [[_mm512_setzero_ps(); NV]; G];
+    let mut acc = [[_mm512_setzero_ps(); 2]; G];
     // SAFETY: caller's contract; every access is within the stated extents.
     unsafe {
         for pos in 0..len {
             let (c, j) = (pos / KV_CHUNK, pos % KV_CHUNK);
             let base = v.add(c * cb);
-            let sc = base.cast::<f32>().add(j * nb);
-            let row = base.add(4 * nb * KV_CHUNK + j * hd + d0);
+            let row = base.add(4 * KV_CHUNK + 32 * j);
             // The same row of the next chunk (never faults).
             _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(cb).cast());
-            let vf: [__m512; NV] = core::array::from_fn(|n| {
+            let d = _mm512_set1_ps(*base.cast::<f32>().add(j));
+            let vf: [__m512; 2] = core::array::from_fn(|n| {
                 let x = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
                     row.add(16 * n).cast(),
                 )));
-                _mm512_mul_ps(x, _mm512_set1_ps(*sc.add((d0 + 16 * n) / 32)))
+                _mm512_mul_ps(x, d)
             });
             for (g, a) in acc.iter_mut().enumerate() {
                 let w = _mm512_set1_ps(*p.add(g * stride + pos));
-                for (an, &x) in a.iter_mut().zip(&vf) {
-                    *an = _mm512_fmadd_ps(x, w, *an);
-                }
+                a[0] = _mm512_fmadd_ps(vf[0], w, a[0]);
+                a[1] = _mm512_fmadd_ps(vf[1], w, a[1]);
             }
         }
         for (g, a) in acc.iter().enumerate() {
-            for (n, &an) in a.iter().enumerate() {
-                _mm512_storeu_ps(out.add(g * hd + 16 * n), an);
-            }
+            _mm512_storeu_ps(out.add(g * ow), a[0]);
+            _mm512_storeu_ps(out.add(g * ow + 16), a[1]);
         }
     }
 }
 
+/// Q8_0 scores on AVX2: as [`z_scores_q8`] with 16-position tiles (two
+/// 8-lane vectors) × up to 3 queries, to stay within 16 registers.
+///
 /// # Safety
-/// The AVX2 tier's features.
+/// The AVX2 tier's features; sizes as `crate::attn` validates them.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn y_scores_q8(
     hd: usize,
@@ -279,11 +269,87 @@ unsafe fn y_scores_q8(
     scores: &mut [f32],
     stride: usize,
 ) {
-    crate::attn::scores_q8_generic(hd, group, q, k, nch, scores, stride)
+    let nb = hd / 32;
+    let cb = KV_CHUNK * (hd + 4 * nb);
+    for c in 0..nch {
+        let kc = k[c * cb..(c + 1) * cb].as_ptr();
+        let mut g0 = 0;
+        while g0 < group {
+            let gn = (group - g0).min(3);
+            let qp = q[g0 * hd..].as_ptr();
+            for part in 0..4 {
+                let op = scores[g0 * stride + c * KV_CHUNK + 16 * part..].as_mut_ptr();
+                // SAFETY: as in `z_scores_q8`, for 16 positions from 16·part.
+                unsafe {
+                    match gn {
+                        3 => y_scores_q8_tile::<3>(hd, nb, qp, kc, cb, part, op, stride),
+                        2 => y_scores_q8_tile::<2>(hd, nb, qp, kc, cb, part, op, stride),
+                        _ => y_scores_q8_tile::<1>(hd, nb, qp, kc, cb, part, op, stride),
+                    }
+                }
+            }
+            g0 += gn;
+        }
+    }
 }
 
+/// 16 positions (`part` of a chunk) × `G` queries.
+///
 /// # Safety
-/// The AVX2 tier's features.
+/// AVX2 tier features; `kc` holds a whole Q8_0 key chunk of `cb` bytes,
+/// `q` `G · hd` f32, `out + g · stride` 16 writable f32 for each `g < G`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn y_scores_q8_tile<const G: usize>(
+    hd: usize,
+    nb: usize,
+    q: *const f32,
+    kc: *const u8,
+    cb: usize,
+    part: usize,
+    out: *mut f32,
+    stride: usize,
+) {
+    let zero = _mm256_setzero_ps();
+    let mut s = [[zero; 2]; G];
+    // SAFETY: caller's contract; every access is within the stated extents.
+    unsafe {
+        let qs = kc.add(4 * nb * KV_CHUNK + 16 * part);
+        let sc = kc.add(4 * 16 * part).cast::<f32>();
+        let widen =
+            |p: *const u8| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast())));
+        for b in 0..nb {
+            let mut acc = [[zero; 2]; G];
+            for d in 32 * b..32 * (b + 1) {
+                let row = qs.add(d * KV_CHUNK);
+                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(2 * cb).cast());
+                let (k0, k1) = (widen(row), widen(row.add(8)));
+                for (g, a) in acc.iter_mut().enumerate() {
+                    let qv = _mm256_set1_ps(*q.add(g * hd + d));
+                    a[0] = _mm256_fmadd_ps(k0, qv, a[0]);
+                    a[1] = _mm256_fmadd_ps(k1, qv, a[1]);
+                }
+            }
+            let d0 = _mm256_loadu_ps(sc.add(b * KV_CHUNK));
+            let d1 = _mm256_loadu_ps(sc.add(b * KV_CHUNK + 8));
+            for (sg, a) in s.iter_mut().zip(&acc) {
+                sg[0] = _mm256_fmadd_ps(d0, a[0], sg[0]);
+                sg[1] = _mm256_fmadd_ps(d1, a[1], sg[1]);
+            }
+        }
+        for (g, sg) in s.iter().enumerate() {
+            _mm256_storeu_ps(out.add(g * stride), sg[0]);
+            _mm256_storeu_ps(out.add(g * stride + 8), sg[1]);
+        }
+    }
+}
+
+/// Q8_0 value sums on AVX2: tiles of up to 3 heads × 16 columns (half a
+/// block).
+///
+/// # Safety
+/// The AVX2 tier's features; sizes as `crate::attn` validates them.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn y_values_q8(
     hd: usize,
@@ -292,9 +358,77 @@ unsafe fn y_values_q8(
     stride: usize,
     v: &[u8],
     len: usize,
+    cols: Cols,
     out: &mut [f32],
 ) {
-    crate::attn::values_q8_generic(hd, group, probs, stride, v, len, out)
+    let nb = hd / 32;
+    let cb = KV_CHUNK * (hd + 4 * nb);
+    let w = cols.width();
+    let mut g0 = 0;
+    while g0 < group {
+        let gn = (group - g0).min(3);
+        for h in 2 * cols.c0 / 32..2 * cols.c1 / 32 {
+            let (b, half) = (h / 2, h % 2);
+            let pp = probs[g0 * stride..].as_ptr();
+            let op = out[g0 * w + 16 * h - cols.c0..].as_mut_ptr();
+            let vp = v[b * V_BLOCK_BYTES..].as_ptr();
+            // SAFETY: as in `z_values_q8`, for the columns 16·half.. of
+            // block b.
+            unsafe {
+                match gn {
+                    3 => y_values_q8_tile::<3>(cb, w, half, len, pp, stride, vp, op),
+                    2 => y_values_q8_tile::<2>(cb, w, half, len, pp, stride, vp, op),
+                    _ => y_values_q8_tile::<1>(cb, w, half, len, pp, stride, vp, op),
+                }
+            }
+        }
+        g0 += gn;
+    }
+}
+
+/// `G` heads × 16 columns (`half` of a block) over all `len` positions.
+///
+/// # Safety
+/// AVX2 tier features; as [`z_values_q8_tile`], with 16 writable f32 at
+/// `out + g·ow`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn y_values_q8_tile<const G: usize>(
+    cb: usize,
+    ow: usize,
+    half: usize,
+    len: usize,
+    p: *const f32,
+    stride: usize,
+    v: *const u8,
+    out: *mut f32,
+) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; G];
+    // SAFETY: caller's contract; every access is within the stated extents.
+    unsafe {
+        for pos in 0..len {
+            let (c, j) = (pos / KV_CHUNK, pos % KV_CHUNK);
+            let base = v.add(c * cb);
+            let row = base.add(4 * KV_CHUNK + 32 * j + 16 * half);
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(cb).cast());
+            let d = _mm256_set1_ps(*base.cast::<f32>().add(j));
+            let vf: [__m256; 2] = core::array::from_fn(|n| {
+                let x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
+                    row.add(8 * n).cast(),
+                )));
+                _mm256_mul_ps(x, d)
+            });
+            for (g, a) in acc.iter_mut().enumerate() {
+                let w = _mm256_set1_ps(*p.add(g * stride + pos));
+                a[0] = _mm256_fmadd_ps(vf[0], w, a[0]);
+                a[1] = _mm256_fmadd_ps(vf[1], w, a[1]);
+            }
+        }
+        for (g, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.add(g * ow), a[0]);
+            _mm256_storeu_ps(out.add(g * ow + 8), a[1]);
+        }
+    }
 }
 
 // ---------------------------------------------------------------- AVX-512
@@ -390,6 +524,7 @@ unsafe fn z_scores_tile<const G: usize, const F16: bool>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn z_values<const F16: bool>(
     hd: usize,
     group: usize,
@@ -397,28 +532,30 @@ fn z_values<const F16: bool>(
     stride: usize,
     v: &[u8],
     len: usize,
+    cols: Cols,
     out: &mut [f32],
 ) {
     if !hd.is_multiple_of(16) {
-        return crate::attn::values_fallback(F16, hd, group, probs, stride, v, len, out);
+        return crate::attn::values_fallback(F16, hd, group, probs, stride, v, len, cols, out);
     }
     let es = if F16 { 2 } else { 4 };
+    let w = cols.width();
     let mut g0 = 0;
     while g0 < group {
         let gn = (group - g0).min(4);
-        let mut d0 = 0;
-        while d0 < hd {
-            let nv = ((hd - d0) / 16).min(4);
+        let mut d0 = cols.c0;
+        while d0 < cols.c1 {
+            let nv = ((cols.c1 - d0) / 16).min(4);
             let pp = probs[g0 * stride..].as_ptr();
             let vp = v[d0 * es..].as_ptr();
-            let op = out[g0 * hd + d0..].as_mut_ptr();
+            let op = out[g0 * w + d0 - cols.c0..].as_mut_ptr();
             macro_rules! go {
                 ($g:literal, $n:literal) => {
                     // SAFETY: only reachable via `kernels`, which checked the
                     // AVX-512 tier; v holds len rows of hd elements (this
                     // slab is d0..d0 + 16·nv of each), probs gn rows of
-                    // `stride` ≥ len, out gn rows of hd.
-                    unsafe { z_values_tile::<$g, $n, F16>(hd, len, pp, stride, vp, op) }
+                    // `stride` ≥ len, out gn rows of w.
+                    unsafe { z_values_tile::<$g, $n, F16>(hd, w, len, pp, stride, vp, op) }
                 };
             }
             match (gn, nv) {
@@ -450,10 +587,11 @@ fn z_values<const F16: bool>(
 /// # Safety
 /// AVX-512 tier features; `v` row `pos` (stride `hd` elements) has `16·NV`
 /// readable elements for `pos < len`; `p + g·stride` has `len` f32 and `out
-/// + g·hd` `16·NV` writable f32 for each `g < G`.
+/// + g·ow` `16·NV` writable f32 for each `g < G`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
 unsafe fn z_values_tile<const G: usize, const NV: usize, const F16: bool>(
     hd: usize,
+    ow: usize,
     len: usize,
     p: *const f32,
     stride: usize,
@@ -478,7 +616,7 @@ unsafe fn z_values_tile<const G: usize, const NV: usize, const F16: bool>(
         }
         for (g, a) in acc.iter().enumerate() {
             for (j, &aj) in a.iter().enumerate() {
-                _mm512_storeu_ps(out.add(g * hd + 16 * j), aj);
+                _mm512_storeu_ps(out.add(g * ow + 16 * j), aj);
             }
         }
     }
@@ -572,6 +710,7 @@ unsafe fn y_scores_tile<const G: usize, const F16: bool>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn y_values<const F16: bool>(
     hd: usize,
     group: usize,
@@ -579,26 +718,28 @@ fn y_values<const F16: bool>(
     stride: usize,
     v: &[u8],
     len: usize,
+    cols: Cols,
     out: &mut [f32],
 ) {
     if !hd.is_multiple_of(8) {
-        return crate::attn::values_fallback(F16, hd, group, probs, stride, v, len, out);
+        return crate::attn::values_fallback(F16, hd, group, probs, stride, v, len, cols, out);
     }
     let es = if F16 { 2 } else { 4 };
+    let w = cols.width();
     let mut g0 = 0;
     while g0 < group {
         let gn = (group - g0).min(3);
-        let mut d0 = 0;
-        while d0 < hd {
-            let nv = ((hd - d0) / 8).min(4);
+        let mut d0 = cols.c0;
+        while d0 < cols.c1 {
+            let nv = ((cols.c1 - d0) / 8).min(4);
             let pp = probs[g0 * stride..].as_ptr();
             let vp = v[d0 * es..].as_ptr();
-            let op = out[g0 * hd + d0..].as_mut_ptr();
+            let op = out[g0 * w + d0 - cols.c0..].as_mut_ptr();
             macro_rules! go {
                 ($g:literal, $n:literal) => {
                     // SAFETY: only reachable via `kernels`, which checked the
                     // AVX2 tier; as in `z_values`, with 8-element vectors.
-                    unsafe { y_values_tile::<$g, $n, F16>(hd, len, pp, stride, vp, op) }
+                    unsafe { y_values_tile::<$g, $n, F16>(hd, w, len, pp, stride, vp, op) }
                 };
             }
             match (gn, nv) {
@@ -628,6 +769,7 @@ fn y_values<const F16: bool>(
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn y_values_tile<const G: usize, const NV: usize, const F16: bool>(
     hd: usize,
+    ow: usize,
     len: usize,
     p: *const f32,
     stride: usize,
@@ -650,7 +792,7 @@ unsafe fn y_values_tile<const G: usize, const NV: usize, const F16: bool>(
         }
         for (g, a) in acc.iter().enumerate() {
             for (j, &aj) in a.iter().enumerate() {
-                _mm256_storeu_ps(out.add(g * hd + 8 * j), aj);
+                _mm256_storeu_ps(out.add(g * ow + 8 * j), aj);
             }
         }
     }
