@@ -38,9 +38,10 @@
 //! inner sum in f32 in `d` order; value sums add `w · (d_b · v_q)` (the
 //! product `d_b · v_q` is exact). Queries stay f32 (llama.cpp quantizes
 //! them to Q8_0 first; keeping them is slightly more accurate and costs
-//! nothing here). The Q8_0 kernels are one portable source, written over
-//! whole 64-position chunks so that it vectorizes, compiled once per tier
-//! with that tier's features: every tier gives the same bits.
+//! nothing here). AVX-512 and AVX2 have their own Q8_0 kernels (with FMA,
+//! so within the stated bound of the reference rather than equal to it);
+//! NEON and the scalar tier compile one portable source, written over whole
+//! 64-position chunks so that it vectorizes.
 
 use crate::{dispatch, Error, GgmlType, Tier};
 
@@ -532,9 +533,9 @@ fn write_row(
 
 // ------------------------------------------------------------- Q8_0 cache
 
-/// The Q8_0 kernels on tier `t`: the portable source, compiled with the
-/// tier's features on x86 (plain build elsewhere: NEON is the aarch64
-/// baseline, so it vectorizes there as it is).
+/// The Q8_0 kernels on tier `t`: x86's own for AVX2 and AVX-512, else the
+/// portable source (NEON is the aarch64 baseline, so it vectorizes there as
+/// it is).
 fn q8_kernels(t: Tier) -> AttnKernels {
     #[cfg(target_arch = "x86_64")]
     if let Some(k) = crate::arch::x86_64::attn::q8_kernels(t) {

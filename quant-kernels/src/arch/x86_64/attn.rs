@@ -41,8 +41,8 @@ pub(crate) fn kernels(t: Tier, ty: GgmlType) -> Option<AttnKernels> {
     }
 }
 
-/// The Q8_0 kernels (the portable source of `crate::attn`) compiled with
-/// tier `t`'s features; `None` without them.
+/// This tier's Q8_0-cache attention kernels; `None` without the tier's
+/// features.
 pub(crate) fn q8_kernels(t: Tier) -> Option<AttnKernels> {
     match t {
         Tier::Avx512 if super::has_avx512_tier() => Some(AttnKernels {
@@ -188,35 +188,46 @@ unsafe fn z_values_q8(
     let mut g0 = 0;
     while g0 < group {
         let gn = (group - g0).min(4);
-        for b in cols.c0 / 32..cols.c1 / 32 {
+        let mut b = cols.c0 / 32;
+        while b < cols.c1 / 32 {
+            let two = b + 1 < cols.c1 / 32;
             let pp = probs[g0 * stride..].as_ptr();
             let op = out[g0 * w + 32 * b - cols.c0..].as_mut_ptr();
             let vp = v[b * V_BLOCK_BYTES..].as_ptr();
-            // SAFETY: v holds len.div_ceil(64) whole chunks of cb bytes, each
-            // with this block's V_BLOCK_BYTES at b·V_BLOCK_BYTES; probs gn
-            // rows of `stride` ≥ len; out gn rows of w from this block's
-            // first column.
-            unsafe {
-                match gn {
-                    4 => z_values_q8_tile::<4>(cb, w, len, pp, stride, vp, op),
-                    3 => z_values_q8_tile::<3>(cb, w, len, pp, stride, vp, op),
-                    2 => z_values_q8_tile::<2>(cb, w, len, pp, stride, vp, op),
-                    _ => z_values_q8_tile::<1>(cb, w, len, pp, stride, vp, op),
-                }
+            macro_rules! go {
+                ($g:literal, $nb:literal) => {
+                    // SAFETY: v holds len.div_ceil(64) whole chunks of cb
+                    // bytes, each with blocks b.. (`$nb` of them) at
+                    // b·V_BLOCK_BYTES; probs gn rows of `stride` ≥ len; out
+                    // gn rows of w from block b's first column.
+                    unsafe { z_values_q8_tile::<$g, $nb>(cb, w, len, pp, stride, vp, op) }
+                };
             }
+            match (gn, two) {
+                (4, true) => go!(4, 2),
+                (3, true) => go!(3, 2),
+                (2, true) => go!(2, 2),
+                (_, true) => go!(1, 2),
+                (4, false) => go!(4, 1),
+                (3, false) => go!(3, 1),
+                (2, false) => go!(2, 1),
+                (_, false) => go!(1, 1),
+            }
+            b += if two { 2 } else { 1 };
         }
         g0 += gn;
     }
 }
 
-/// `G` heads × one block's 32 columns over all `len` positions.
+/// `G` heads × `NB` blocks' 32 columns over all `len` positions.
 ///
 /// # Safety
-/// AVX-512 tier features; `v + c·cb` is the block's part of value chunk `c`
-/// for `c < len.div_ceil(64)`; `p + g·stride` has `len` f32 and `out + g·ow`
-/// 32 writable f32 for each `g < G`.
+/// AVX-512 tier features; `v + c·cb` is the first block's part of value
+/// chunk `c` for `c < len.div_ceil(64)`, the others following; `p +
+/// g·stride` has `len` f32 and `out + g·ow` `32·NB` writable f32 for each
+/// `g < G`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-unsafe fn z_values_q8_tile<const G: usize>(
+unsafe fn z_values_q8_tile<const G: usize, const NB: usize>(
     cb: usize,
     ow: usize,
     len: usize,
@@ -225,31 +236,60 @@ unsafe fn z_values_q8_tile<const G: usize>(
     v: *const u8,
     out: *mut f32,
 ) {
-    let mut acc = [[_mm512_setzero_ps(); 2]; G];
+    let mut acc = [[[_mm512_setzero_ps(); 2]; NB]; G];
+    // Per chunk, the weights `p · d` of each (head, block, position): the
+    // block's 64 scales are contiguous, so this is 4·G·NB vector products,
+    // and the inner loop is then one widened row and G·NB FMAs a position.
+    let mut pd = [[[0f32; KV_CHUNK]; NB]; G];
     // SAFETY: caller's contract; every access is within the stated extents.
     unsafe {
-        for pos in 0..len {
-            let (c, j) = (pos / KV_CHUNK, pos % KV_CHUNK);
-            let base = v.add(c * cb);
-            let row = base.add(4 * KV_CHUNK + 32 * j);
-            // The same row of the next chunk (never faults).
-            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(cb).cast());
-            let d = _mm512_set1_ps(*base.cast::<f32>().add(j));
-            let vf: [__m512; 2] = core::array::from_fn(|n| {
-                let x = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-                    row.add(16 * n).cast(),
-                )));
-                _mm512_mul_ps(x, d)
-            });
-            for (g, a) in acc.iter_mut().enumerate() {
-                let w = _mm512_set1_ps(*p.add(g * stride + pos));
-                a[0] = _mm512_fmadd_ps(vf[0], w, a[0]);
-                a[1] = _mm512_fmadd_ps(vf[1], w, a[1]);
+        for c in 0..len.div_ceil(KV_CHUNK) {
+            let n = (len - c * KV_CHUNK).min(KV_CHUNK);
+            for (g, pg) in pd.iter_mut().enumerate() {
+                for (bi, pb) in pg.iter_mut().enumerate() {
+                    let sc = v.add(c * cb + bi * V_BLOCK_BYTES).cast::<f32>();
+                    let pp = p.add(g * stride + c * KV_CHUNK);
+                    for i in 0..KV_CHUNK / 16 {
+                        // Past `len` the products are never used (and the
+                        // probabilities there are only padding).
+                        let m: __mmask16 = if 16 * i >= n {
+                            0
+                        } else if 16 * i + 16 <= n {
+                            0xFFFF
+                        } else {
+                            (1u16 << (n - 16 * i)) - 1
+                        };
+                        let pv = _mm512_maskz_loadu_ps(m, pp.add(16 * i));
+                        let dv = _mm512_maskz_loadu_ps(m, sc.add(16 * i));
+                        _mm512_storeu_ps(pb.as_mut_ptr().add(16 * i), _mm512_mul_ps(pv, dv));
+                    }
+                }
+            }
+            for j in 0..n {
+                let vf: [[__m512; 2]; NB] = core::array::from_fn(|bi| {
+                    let row = v.add(c * cb + bi * V_BLOCK_BYTES + 4 * KV_CHUNK + 32 * j);
+                    // The same row of the next chunk (never faults).
+                    _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(cb).cast());
+                    core::array::from_fn(|h| {
+                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                            row.add(16 * h).cast(),
+                        )))
+                    })
+                });
+                for (a, pg) in acc.iter_mut().zip(&pd) {
+                    for ((ab, vb), pb) in a.iter_mut().zip(&vf).zip(pg) {
+                        let w = _mm512_set1_ps(pb[j]);
+                        ab[0] = _mm512_fmadd_ps(vb[0], w, ab[0]);
+                        ab[1] = _mm512_fmadd_ps(vb[1], w, ab[1]);
+                    }
+                }
             }
         }
         for (g, a) in acc.iter().enumerate() {
-            _mm512_storeu_ps(out.add(g * ow), a[0]);
-            _mm512_storeu_ps(out.add(g * ow + 16), a[1]);
+            for (bi, ab) in a.iter().enumerate() {
+                _mm512_storeu_ps(out.add(g * ow + 32 * bi), ab[0]);
+                _mm512_storeu_ps(out.add(g * ow + 32 * bi + 16), ab[1]);
+            }
         }
     }
 }
