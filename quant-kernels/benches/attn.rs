@@ -8,8 +8,12 @@
 //! - `token`: the 90 KV heads (30 layers × 3) of a whole token at depth
 //!   1024, each its own buffer (24 MB for F16), as decode streams them.
 //!
-//! A summary (ms per token and GB/s for `token`) is printed first; skip it
-//! with `EMBER_BENCH_SUMMARY=0`.
+//! A summary is printed first (skip it with `EMBER_BENCH_SUMMARY=0`): ms per
+//! token and GB/s for `token` warm (the same 90 heads again and again, so
+//! they sit in a large L3) and cold (`EMBER_ATTN_COLD` sets of 90 heads, 16
+//! by default: 380 MB for F16, visited in turn so that each comes from
+//! DRAM, as in a model whose weights stream through the caches between two
+//! visits).
 #![allow(missing_docs)]
 
 use std::hint::black_box;
@@ -87,32 +91,55 @@ fn one(t: Tier, ty: GgmlType, k: &[u8], v: &[u8], s: &mut Scratch) {
     black_box(&s.out);
 }
 
+/// Median seconds per token over `sets` (visited in turn), `reps` tokens.
+fn time_tokens(t: Tier, ty: GgmlType, sets: &[&[(Vec<u8>, Vec<u8>)]], reps: usize) -> f64 {
+    let mut s = scratch();
+    let mut times = Vec::new();
+    for r in 0..reps {
+        let hs = sets[r % sets.len()];
+        let t0 = Instant::now();
+        for (k, v) in hs {
+            one(t, ty, k, v, &mut s);
+        }
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
 fn summary(heads: &[Heads]) {
     if std::env::var("EMBER_BENCH_SUMMARY").as_deref() == Ok("0") {
         return;
     }
+    let n_cold: usize = std::env::var("EMBER_ATTN_COLD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16)
+        .max(2);
     println!("attention, one token at depth {LEN} ({HEADS} KV heads, head dim {HD}, {GROUP} queries each):");
-    println!("| cache | tier | MB read | ms/token | GB/s |");
-    println!("|---|---|---:|---:|---:|");
+    println!("| cache | tier | MB read | warm ms/token | warm GB/s | cold ms/token | cold GB/s |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
     for (ty, hs) in heads {
         let bytes: usize = hs.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let cold: Vec<Vec<(Vec<u8>, Vec<u8>)>> = (0..n_cold)
+            .map(|c| {
+                (0..HEADS as u32)
+                    .map(|i| head(*ty, 1000 * c as u32 + i))
+                    .collect()
+            })
+            .collect();
+        let cold: Vec<&[(Vec<u8>, Vec<u8>)]> = cold.iter().map(|c| c.as_slice()).collect();
         for t in tiers() {
-            let mut s = scratch();
-            let mut times = Vec::new();
-            for _ in 0..15 {
-                let t0 = Instant::now();
-                for (k, v) in hs {
-                    one(t, *ty, k, v, &mut s);
-                }
-                times.push(t0.elapsed().as_secs_f64());
-            }
-            times.sort_by(f64::total_cmp);
-            let med = times[times.len() / 2];
+            let warm = time_tokens(t, *ty, &[hs.as_slice()], 15);
+            let cold = time_tokens(t, *ty, &cold, 3 * n_cold);
+            let gb = |s: f64| bytes as f64 / s / 1e9;
             println!(
-                "| {ty} | {t} | {:.1} | {:.3} | {:.2} |",
+                "| {ty} | {t} | {:.1} | {:.3} | {:.2} | {:.3} | {:.2} |",
                 bytes as f64 / 1e6,
-                med * 1e3,
-                bytes as f64 / med / 1e9
+                warm * 1e3,
+                gb(warm),
+                cold * 1e3,
+                gb(cold)
             );
         }
     }

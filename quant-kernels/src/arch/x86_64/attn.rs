@@ -644,8 +644,13 @@ unsafe fn z_values_tile<const G: usize, const NV: usize, const F16: bool>(
     unsafe {
         for pos in 0..len {
             let row = v.add(pos * hd * es);
-            // 16 rows ahead (prefetching never faults).
-            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(16 * hd * es).cast());
+            // 32 rows ahead, each cache line this tile reads of the row
+            // (prefetching never faults).
+            let ahead = row.wrapping_add(32 * hd * es);
+            _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+            if 16 * NV * es > 64 {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64).cast());
+            }
             let vv: [__m512; NV] = core::array::from_fn(|j| zload::<F16>(row.add(16 * j * es)));
             for (g, a) in acc.iter_mut().enumerate() {
                 let w = _mm512_set1_ps(*p.add(g * stride + pos));

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Long-context decode on this machine: tg64 at depth 1024 against depth 16,
+# Ember and llama.cpp, F16 and Q8_0 KV caches, 1 and 2 threads, in ROUNDS
+# interleaved rounds (the machine is shared: one pass is too noisy). Prints
+# each round's ratios and their medians. Timing is not a test: CI does not
+# run this. Needs the llama.cpp build that ci/bench.sh makes.
+#   ci/longctx.sh [OUT_DIR]     Env: ROUNDS (4), MODEL (the default model)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-bench-results/longctx}
+ROUNDS=${ROUNDS:-4}
+mkdir -p "$OUT"
+cargo build --release -p ember-cli >/dev/null
+EMBER=$PWD/target/release/ember
+MODEL=${MODEL:-$($EMBER pull 2>/dev/null | tail -1)}
+[[ -f $MODEL ]] || MODEL=$(ls "${EMBER_HOME:-$HOME/.cache/ember}"/models/*.gguf | head -1)
+LLAMA_BIN=${LLAMA_BIN:-$HOME/.cache/ember-peers/llama.cpp-portable/build/bin}
+for r in $(seq "$ROUNDS"); do
+  for kv in f16 q8_0; do
+    $EMBER bench -m "$MODEL" -p 0 -n 64 -d 16,1024 -t 1,2 -r 3 -ctk $kv -o json > "$OUT/ember-$kv-$r.json"
+    if [[ -x $LLAMA_BIN/llama-bench ]]; then
+      fa=0; [[ $kv = q8_0 ]] && fa=1
+      LD_LIBRARY_PATH=$LLAMA_BIN "$LLAMA_BIN/llama-bench" -m "$MODEL" -p 0 -n 64 -d 16,1024 -t 1,2 -r 3 \
+        -ctk $kv -ctv $kv -fa $fa -o json > "$OUT/llama-$kv-$r.json" 2>/dev/null || true
+    fi
+  done
+done
+python3 - "$OUT" <<'PY'
+import glob, json, os, statistics, sys
+out = sys.argv[1]
+for who in ("ember", "llama"):
+    for kv in ("f16", "q8_0"):
+        for t in (1, 2):
+            ratios, pairs = [], []
+            for f in sorted(glob.glob(os.path.join(out, f"{who}-{kv}-*.json"))):
+                try:
+                    rows = json.load(open(f))
+                except ValueError:
+                    continue
+                ts = {r["n_depth"]: r["avg_ts"] for r in rows if r["n_threads"] == t and r["n_gen"] > 0}
+                if 16 in ts and 1024 in ts:
+                    ratios.append(ts[1024] / ts[16])
+                    pairs.append(f"{ts[1024]:.0f}/{ts[16]:.0f}")
+            if ratios:
+                print(f"{who:6} {kv:5} {t}t: median {statistics.median(ratios):.2f}  rounds: "
+                      + "  ".join(f"{p}={x:.2f}" for p, x in zip(pairs, ratios)))
+PY
