@@ -5,7 +5,7 @@
 #     - the release `ember` binary (size printed)
 #     - the runtime's (-p ember) tests under qemu -cpu cortex-a72, cortex-a76 and max,
 #       less the reference-matching and requantization tests (too slow emulated) and
-#       no_alloc (minutes emulated; EMBER_CROSS_FULL=1 runs it under cortex-a76)
+#       no_alloc, threads and kv_cache (minutes emulated; EMBER_CROSS_FULL=1 runs them under cortex-a76)
 #     - a short greedy generation with the default model under cortex-a72 and cortex-a76:
 #       the text must equal the x86-64 run's, and `ember eval` must agree with x86-64's
 #       argmax wherever x86-64's top-2 margin is >= 0.5
@@ -16,7 +16,7 @@
 # The aarch64 kernel tests and the no_std build are ci/aarch64.sh's, not this script's.
 # Needs the default model (ci/test.sh fetches it: `ember pull`).
 # Env: EMBER_CROSS_TARGET_DIR (default target/cross), CARGO_TARGET_DIR (host build, default
-# target), EMBER_CROSS_FULL (1 or all: also no_alloc and threads), EMBER_CROSS_SKIP (test names to skip).
+# target), EMBER_CROSS_FULL (1 or all: also no_alloc, threads and kv_cache), EMBER_CROSS_SKIP (test names to skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -114,7 +114,10 @@ for n in ${EMBER_CROSS_SKIP:-}; do SKIP_NAMES+=(--skip "$n"); done
 # over 60 seconds" note allocates on another thread, and the counting allocator sees it.
 # threads evaluates a 250-token prompt and 10 steps at 1, 2 and 3 threads: minutes per CPU
 # emulated as well, and what it checks (how work is split) does not depend on the ISA.
-SLOW_BINS=" no_alloc threads "
+# kv_cache scores 480 tokens with an F16 and a Q8_0 cache: minutes per CPU emulated; the
+# Q8_0 attention kernels it relies on are checked on every aarch64 tier by ember-quant's
+# tests/attn.rs (ci/aarch64.sh).
+SLOW_BINS=" no_alloc threads kv_cache "
 declare -A test_result
 for cpu in cortex-a72 cortex-a76 max; do
   step "$A64: runtime tests under qemu -cpu $cpu"
