@@ -427,17 +427,35 @@ impl Shared<'_> {
         Ok(())
     }
 
+    /// The shapes every attention job works with.
+    fn attn_geom(&self) -> Result<AttnGeom> {
+        let hp = &self.model.hp;
+        let kv_t = self.plan.config.kv_type;
+        Ok(AttnGeom {
+            hd: hp.head_dim,
+            nkv: hp.n_head_kv,
+            group: hp.n_head / hp.n_head_kv,
+            n_pad: self.plan.config.n_ctx.next_multiple_of(KV_CHUNK),
+            kv_t,
+            ty: kv_t.ggml(),
+            pb: kv_t.pos_bytes(hp.head_dim)?,
+        })
+    }
+
     /// Attention for this thread's share of (token, KV head) units. The
     /// query heads that share a KV head are done together, so each key and
     /// value is read and converted once per group, not once per head.
     fn attn_share(&self, layer: usize, n: usize, pos0: usize, tid: usize) -> Result<()> {
-        let hp = &self.model.hp;
-        let (hd, qd, nkv) = (hp.head_dim, hp.q_dim(), hp.n_head_kv);
-        let group = hp.n_head / nkv;
-        let n_pad = self.plan.config.n_ctx.next_multiple_of(KV_CHUNK);
-        let kv_t = self.plan.config.kv_type;
-        let ty = kv_t.ggml();
-        let pb = kv_t.pos_bytes(hd)?;
+        let AttnGeom {
+            hd,
+            nkv,
+            group,
+            n_pad,
+            kv_t,
+            ty,
+            pb,
+        } = self.attn_geom()?;
+        let qd = self.model.hp.q_dim();
         let units = share(n * nkv, tid, self.n_threads);
         if units.is_empty() {
             return Ok(());
@@ -487,12 +505,15 @@ impl Shared<'_> {
     /// Each position's score is computed exactly as [`Self::attn_share`]
     /// computes it, whoever computes it.
     fn scores_share(&self, layer: usize, pos0: usize, tid: usize) -> Result<()> {
-        let hp = &self.model.hp;
-        let (hd, nkv) = (hp.head_dim, hp.n_head_kv);
-        let group = hp.n_head / nkv;
-        let n_pad = self.plan.config.n_ctx.next_multiple_of(KV_CHUNK);
-        let kv_t = self.plan.config.kv_type;
-        let (ty, pb) = (kv_t.ggml(), kv_t.pos_bytes(hd)?);
+        let AttnGeom {
+            hd,
+            nkv,
+            group,
+            n_pad,
+            kv_t,
+            ty,
+            pb,
+        } = self.attn_geom()?;
         let cb = KV_CHUNK * pb;
         let chunks = share((pos0 + 1).div_ceil(KV_CHUNK), tid, self.n_threads);
         if chunks.is_empty() {
@@ -523,12 +544,15 @@ impl Shared<'_> {
     /// its units of that head; the value columns are split, so each thread
     /// reads only its blocks' part of the value cache.
     fn values_share(&self, layer: usize, pos0: usize, tid: usize) -> Result<()> {
-        let hp = &self.model.hp;
-        let (hd, nkv) = (hp.head_dim, hp.n_head_kv);
-        let group = hp.n_head / nkv;
-        let n_pad = self.plan.config.n_ctx.next_multiple_of(KV_CHUNK);
-        let kv_t = self.plan.config.kv_type;
-        let (ty, pb) = (kv_t.ggml(), kv_t.pos_bytes(hd)?);
+        let AttnGeom {
+            hd,
+            nkv,
+            group,
+            n_pad,
+            kv_t,
+            ty,
+            pb,
+        } = self.attn_geom()?;
         let len = pos0 + 1;
         let nch = len.div_ceil(KV_CHUNK);
         let sw = slab_width(hd);
@@ -576,6 +600,22 @@ impl Shared<'_> {
         }
         Ok(())
     }
+}
+
+/// Head and cache shapes of the attention jobs.
+struct AttnGeom {
+    /// Head dimension.
+    hd: usize,
+    /// KV heads.
+    nkv: usize,
+    /// Query heads per KV head.
+    group: usize,
+    /// Context rounded up to whole KV chunks.
+    n_pad: usize,
+    /// Cache type, its ggml type, and bytes per position and head.
+    kv_t: KvType,
+    ty: GgmlType,
+    pb: usize,
 }
 
 /// Columns of a value unit when threads share one token's attention: one
