@@ -28,20 +28,27 @@
 //! [`KV_CHUNK`] positions:
 //!
 //! * **key chunk**: scales `[block][KV_CHUNK]` f32, then quants
-//!   `[dim][KV_CHUNK]` i8 (chunk-transposed, as the F16 keys);
+//!   `[dim / 4][KV_CHUNK][4]` i8: chunk-transposed in groups of four
+//!   dimensions, so that one 32-bit lane holds four consecutive dimensions
+//!   of one position, as integer dot-product instructions (`vpdpbusd`,
+//!   `sdot`) take them;
 //! * **value chunk**: per block of 32 dimensions, its scales `[KV_CHUNK]`
 //!   f32 then its quants `[KV_CHUNK][32]` i8 (by position within the
 //!   block), so that a thread summing some blocks' columns reads only
 //!   those blocks' bytes.
 //!
-//! Score of position `p`: `Σ_b d_b(p) · (Σ_{d in b} q[d] · k_q[d][p])`, the
-//! inner sum in f32 in `d` order; value sums add `w · (d_b · v_q)` (the
-//! product `d_b · v_q` is exact). Queries stay f32 (llama.cpp quantizes
-//! them to Q8_0 first; keeping them is slightly more accurate and costs
-//! nothing here). AVX-512 and AVX2 have their own Q8_0 kernels (with FMA,
-//! so within the stated bound of the reference rather than equal to it);
-//! NEON and the scalar tier compile one portable source, written over whole
-//! 64-position chunks so that it vectorizes.
+//! Scores take the queries quantized to Q8_0 as well, as llama.cpp does
+//! (`ggml_vec_dot_q8_0_q8_0`): with `e_b`, `q_q` the query's block scales
+//! and quants, the score of position `p` is `Σ_b (e_b · d_b(p)) ·
+//! (Σ_{d in b} q_q[d] · k_q[d][p])`, blocks in order. The inner sums are
+//! exact integers, so every tier computes the same ones; only the last
+//! multiply-add per block is rounded differently on tiers with FMA (within
+//! the stated bound of the reference). Value sums add `w · (d_b · v_q)` in
+//! f32 (the product `d_b · v_q` is exact), positions in order, as
+//! llama.cpp converts quantized values to f32 to sum them. AVX-512 (with
+//! VNNI) and AVX2 have their own Q8_0 kernels; NEON and the scalar tier
+//! compile one portable source, written over whole 64-position chunks so
+//! that it vectorizes.
 
 use crate::{dispatch, Error, GgmlType, Tier};
 
@@ -53,6 +60,31 @@ pub const KV_CHUNK: usize = 64;
 /// KV_CHUNK`. Sizes validated by the caller.
 pub(crate) type ScoresFn =
     fn(hd: usize, group: usize, q: &[f32], k: &[u8], nch: usize, scores: &mut [f32], stride: usize);
+
+/// Scores kernel for a Q8_0 cache: `gn ≤ Q8_TILE` queries quantized to
+/// Q8_0 (quants `qq`, `[g][hd]`; f32 block scales `qd`, `[g][hd / 32]`)
+/// against `nch` key chunks; writes `scores[g * stride + p]` for `p < nch *
+/// KV_CHUNK`. Sizes validated by the caller.
+pub(crate) type ScoresQ8Fn = fn(
+    hd: usize,
+    gn: usize,
+    qq: &[i8],
+    qd: &[f32],
+    k: &[u8],
+    nch: usize,
+    scores: &mut [f32],
+    stride: usize,
+);
+
+/// Queries a Q8_0 scores kernel takes at once.
+pub(crate) const Q8_TILE: usize = 4;
+
+/// The Q8_0-cache attention kernels of one tier.
+#[derive(Clone, Copy)]
+pub(crate) struct Q8Kernels {
+    pub scores: ScoresQ8Fn,
+    pub values: ValuesFn,
+}
 
 /// Values kernel: `out[g * w + d - c0] = Σ_{pos < len} probs[g * stride +
 /// pos] · v[pos][d]` for the columns `d` in `c0..c1` (`w = c1 - c0`; both
@@ -150,12 +182,10 @@ fn span_of(what: &'static str, rows: usize, stride: usize, last: usize) -> Resul
     })
 }
 
+/// The F16/F32 kernels of tier `t` (Q8_0 has its own: [`q8_kernels`]).
 fn kernels_for(t: Tier, ty: GgmlType, hd: usize) -> Result<AttnKernels, Error> {
     dispatch::check_tier(t)?;
     kv_pos_bytes(ty, hd)?;
-    if ty == GgmlType::Q8_0 {
-        return Ok(q8_kernels(t));
-    }
     let k = dispatch::down_from(t, |c| match c {
         #[cfg(target_arch = "x86_64")]
         Tier::Avx2 | Tier::Avx512 => crate::arch::x86_64::attn::kernels(c, ty),
@@ -209,7 +239,7 @@ pub fn attn_scores_with(
     scores: &mut [f32],
     stride: usize,
 ) -> Result<(), Error> {
-    let kern = kernels_for(t, ty, hd)?;
+    dispatch::check_tier(t)?;
     let pb = kv_pos_bytes(ty, hd)?;
     let nch = len.div_ceil(KV_CHUNK);
     let span = nch * KV_CHUNK;
@@ -224,7 +254,75 @@ pub fn attn_scores_with(
     }
     let s_need = span_of(overflow, group, stride, span)?;
     check("attn_scores: score buffer", s_need, scores.len())?;
+    if ty == GgmlType::Q8_0 {
+        return scores_q8(
+            t,
+            hd,
+            group,
+            &q[..q_need],
+            &k[..k_need],
+            nch,
+            scores,
+            stride,
+        );
+    }
+    let kern = kernels_for(t, ty, hd)?;
     (kern.scores)(hd, group, &q[..q_need], &k[..k_need], nch, scores, stride);
+    Ok(())
+}
+
+/// Q8_0 scores: the queries are quantized [`Q8_TILE`] at a time (as ggml
+/// quantizes activations), and each tile scored against every chunk.
+#[allow(clippy::too_many_arguments)]
+fn scores_q8(
+    t: Tier,
+    hd: usize,
+    group: usize,
+    q: &[f32],
+    k: &[u8],
+    nch: usize,
+    scores: &mut [f32],
+    stride: usize,
+) -> Result<(), Error> {
+    let nb = hd / QK;
+    if nb > MAX_ROW_BLOCKS {
+        return Err(Error::RowLength {
+            ty: GgmlType::Q8_0,
+            n: hd,
+        });
+    }
+    let kern = q8_kernels(t);
+    let empty = crate::blocks::BlockQ8_0 {
+        d: [0; 2],
+        qs: [0; QK],
+    };
+    let mut blocks = [empty; Q8_TILE * MAX_ROW_BLOCKS];
+    let mut qq = [0i8; Q8_TILE * MAX_ROW_BLOCKS * QK];
+    let mut qd = [0f32; Q8_TILE * MAX_ROW_BLOCKS];
+    let mut g0 = 0;
+    while g0 < group {
+        let gn = (group - g0).min(Q8_TILE);
+        for g in 0..gn {
+            let row = &mut blocks[g * nb..(g + 1) * nb];
+            let src = &q[(g0 + g) * hd..(g0 + g + 1) * hd];
+            crate::quantize_row_act_with(t, GgmlType::Q8_0, src, bytemuck::cast_slice_mut(row))?;
+            for (b, blk) in row.iter().enumerate() {
+                qd[g * nb + b] = crate::fp::f16_to_f32(blk.d);
+                qq[(g * nb + b) * QK..(g * nb + b + 1) * QK].copy_from_slice(&blk.qs);
+            }
+        }
+        (kern.scores)(
+            hd,
+            gn,
+            &qq[..gn * hd],
+            &qd[..gn * nb],
+            k,
+            nch,
+            &mut scores[g0 * stride..],
+            stride,
+        );
+        g0 += gn;
+    }
     Ok(())
 }
 
@@ -297,8 +395,13 @@ pub fn attn_values_cols_with(
     cols: core::ops::Range<usize>,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let kern = kernels_for(t, ty, hd)?;
+    dispatch::check_tier(t)?;
     let pb = kv_pos_bytes(ty, hd)?;
+    let values = if ty == GgmlType::Q8_0 {
+        q8_kernels(t).values
+    } else {
+        kernels_for(t, ty, hd)?.values
+    };
     let edge_ok = |c: usize| c.is_multiple_of(QK) || c == hd;
     if cols.start > cols.end || cols.end > hd || !edge_ok(cols.start) || !edge_ok(cols.end) {
         return Err(Error::BufferSize {
@@ -333,7 +436,7 @@ pub fn attn_values_cols_with(
     }
     let p_need = span_of(overflow, group, stride, len)?;
     check("attn_values: probabilities", p_need, probs.len())?;
-    (kern.values)(hd, group, probs, stride, &v[..v_need], len, cols, out);
+    values(hd, group, probs, stride, &v[..v_need], len, cols, out);
     Ok(())
 }
 
@@ -517,7 +620,8 @@ fn write_row(
                     let at = 4 * (b * KV_CHUNK + j);
                     scales[at..at + 4].copy_from_slice(&d);
                     for (i, &q) in qs.iter().enumerate() {
-                        quants[(b * QK + i) * KV_CHUNK + j] = q;
+                        let d = b * QK + i;
+                        quants[((d / 4) * KV_CHUNK + j) * 4 + d % 4] = q;
                     }
                 } else {
                     let vb = &mut chunk[b * V_BLOCK_BYTES..(b + 1) * V_BLOCK_BYTES];
@@ -533,16 +637,22 @@ fn write_row(
 
 // ------------------------------------------------------------- Q8_0 cache
 
-/// The Q8_0 kernels on tier `t`: x86's own for AVX2 and AVX-512, else the
-/// portable source (NEON is the aarch64 baseline, so it vectorizes there as
-/// it is).
-fn q8_kernels(t: Tier) -> AttnKernels {
+/// The Q8_0 kernels on tier `t`: x86's own for AVX2 and AVX-512, `sdot`
+/// scores from the dotprod tier up, else the portable source (NEON is the
+/// aarch64 baseline, so it vectorizes there as it is).
+fn q8_kernels(t: Tier) -> Q8Kernels {
     #[cfg(target_arch = "x86_64")]
     if let Some(k) = crate::arch::x86_64::attn::q8_kernels(t) {
         return k;
     }
+    #[cfg(target_arch = "aarch64")]
+    if matches!(t, Tier::Dotprod | Tier::I8mm) {
+        if let Some(k) = crate::arch::aarch64::attn::q8_kernels() {
+            return k;
+        }
+    }
     let _ = t;
-    AttnKernels {
+    Q8Kernels {
         scores: scores_q8_generic,
         values: values_q8_generic,
     }
@@ -556,58 +666,51 @@ fn f32_at(b: &[u8], i: usize) -> f32 {
     f32::from_le_bytes(w)
 }
 
-/// Q8_0 scores (module docs): whole chunks, up to four queries at a time
-/// against each chunk while it is in L1; each key row (one dimension, 64
-/// positions) is widened once per four queries.
+/// Q8_0 scores (module docs), the reference: per chunk, the integer sums of
+/// each block for the `gn` queries, then `s += (e_b · d_b) · sum` per block.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn scores_q8_generic(
     hd: usize,
-    group: usize,
-    q: &[f32],
+    gn: usize,
+    qq: &[i8],
+    qd: &[f32],
     k: &[u8],
     nch: usize,
     scores: &mut [f32],
     stride: usize,
 ) {
-    const G: usize = 4;
     let nb = hd / QK;
     let cb = KV_CHUNK * (hd + 4 * nb);
     for (c, kc) in k.chunks_exact(cb).take(nch).enumerate() {
         let (sc, qs) = kc.split_at(4 * nb * KV_CHUNK);
-        let mut g0 = 0;
-        while g0 < group {
-            let gn = (group - g0).min(G);
-            let mut s = [[0f32; KV_CHUNK]; G];
-            for b in 0..nb {
-                let mut acc = [[0f32; KV_CHUNK]; G];
-                for d in b * QK..(b + 1) * QK {
-                    let mut kf = [0f32; KV_CHUNK];
-                    for (f, &x) in kf.iter_mut().zip(&qs[d * KV_CHUNK..(d + 1) * KV_CHUNK]) {
-                        *f = f32::from(x as i8);
-                    }
-                    for (gi, a) in acc.iter_mut().enumerate().take(gn) {
-                        let qd = q[(g0 + gi) * hd + d];
-                        for (aj, &kj) in a.iter_mut().zip(&kf) {
-                            *aj += kj * qd;
+        let mut s = [[0f32; KV_CHUNK]; Q8_TILE];
+        for b in 0..nb {
+            let mut acc = [[0i32; KV_CHUNK]; Q8_TILE];
+            for d4 in b * QK / 4..(b + 1) * QK / 4 {
+                let rows = &qs[d4 * 4 * KV_CHUNK..(d4 + 1) * 4 * KV_CHUNK];
+                for (g, a) in acc.iter_mut().enumerate().take(gn) {
+                    let qv = &qq[g * hd + 4 * d4..g * hd + 4 * d4 + 4];
+                    for (aj, kj) in a.iter_mut().zip(rows.chunks_exact(4)) {
+                        let mut d = 0i32;
+                        for (&x, &y) in qv.iter().zip(kj) {
+                            d += i32::from(x) * i32::from(y as i8);
                         }
-                    }
-                }
-                let ds = &sc[b * KV_CHUNK * 4..(b + 1) * KV_CHUNK * 4];
-                let mut dk = [0f32; KV_CHUNK];
-                for (jj, dj) in dk.iter_mut().enumerate() {
-                    *dj = f32_at(ds, jj);
-                }
-                for (sg, a) in s.iter_mut().zip(&acc).take(gn) {
-                    for ((sj, &aj), &dj) in sg.iter_mut().zip(a).zip(&dk) {
-                        *sj += dj * aj;
+                        *aj += d;
                     }
                 }
             }
-            for (gi, sg) in s.iter().enumerate().take(gn) {
-                let o = (g0 + gi) * stride + c * KV_CHUNK;
-                scores[o..o + KV_CHUNK].copy_from_slice(sg);
+            let ds = &sc[b * KV_CHUNK * 4..(b + 1) * KV_CHUNK * 4];
+            for (g, (sg, a)) in s.iter_mut().zip(&acc).enumerate().take(gn) {
+                let e = qd[g * nb + b];
+                for (j, (sj, &aj)) in sg.iter_mut().zip(a).enumerate() {
+                    *sj += e * f32_at(ds, j) * aj as f32;
+                }
             }
-            g0 += gn;
+        }
+        for (g, sg) in s.iter().enumerate().take(gn) {
+            let o = g * stride + c * KV_CHUNK;
+            scores[o..o + KV_CHUNK].copy_from_slice(sg);
         }
     }
 }

@@ -8,7 +8,7 @@
 use ember_quant::fp::{f16_to_f32, f32_to_f16};
 use ember_quant::{
     attn_scores_with, attn_values_cols_with, attn_values_with, kv_pos_bytes, kv_write_key,
-    kv_write_value, GgmlType, Tier, KV_CHUNK,
+    kv_write_value, quantize_row_act, GgmlType, Tier, KV_CHUNK,
 };
 
 struct Rng(u64);
@@ -184,7 +184,8 @@ fn q8_0_cache_matches_f64_oracle() {
                     // Values: per block, 64 scales then 64 rows of 32 quants.
                     let vblk = &vc[b * KV_CHUNK * 36..(b + 1) * KV_CHUNK * 36];
                     let dv = f32_at(vblk, j);
-                    kd[p * hd + d] = dk * (kq[d * KV_CHUNK + j] as i8) as f32;
+                    // Keys: quants in groups of four dimensions per position.
+                    kd[p * hd + d] = dk * (kq[((d / 4) * KV_CHUNK + j) * 4 + d % 4] as i8) as f32;
                     vd[p * hd + d] = dv * (vblk[4 * KV_CHUNK + 32 * j + d % 32] as i8) as f32;
                     for (src, dec, dd) in [(&kr, &kd, dk), (&vr, &vd, dv)] {
                         let amax = src[32 * b..32 * b + 32]
@@ -203,10 +204,13 @@ fn q8_0_cache_matches_f64_oracle() {
                     let stride = span + 5;
                     let mut scores = vec![f32::NAN; group * stride];
                     attn_scores_with(t, ty, hd, group, &q, &kb, len, &mut scores, stride).unwrap();
+                    // The queries are quantized to Q8_0 first, as llama.cpp
+                    // does: decode them as the keys.
+                    let qdec = dequant_q8_0(&q);
                     for g in 0..group {
                         for p in 0..span {
                             let terms =
-                                (0..hd).map(|d| q[g * hd + d] as f64 * kd[p * hd + d] as f64);
+                                (0..hd).map(|d| qdec[g * hd + d] as f64 * kd[p * hd + d] as f64);
                             let want: f64 = terms.clone().sum();
                             let abs: f64 = terms.map(f64::abs).sum();
                             let got = scores[g * stride + p] as f64;
@@ -239,6 +243,25 @@ fn q8_0_cache_matches_f64_oracle() {
         }
     }
     assert!(checked >= 4 * 5 * 5);
+}
+
+/// `x` quantized as ggml quantizes activations to Q8_0, then decoded.
+fn dequant_q8_0(x: &[f32]) -> Vec<f32> {
+    let mut bytes = vec![0u8; x.len() / 32 * 34];
+    quantize_row_act(GgmlType::Q8_0, x, &mut bytes).unwrap();
+    let mut out = Vec::with_capacity(x.len());
+    for blk in bytes.chunks_exact(34) {
+        let d = f16_to_f32([blk[0], blk[1]]);
+        out.extend(blk[2..].iter().map(|&q| d * (q as i8) as f32));
+    }
+    // Within half a step of the input (the scale is amax / 127, in f16).
+    for (a, b) in x.chunks(32).zip(out.chunks(32)) {
+        let amax = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (u, v) in a.iter().zip(b) {
+            assert!((u - v).abs() <= amax / 127.0 * 0.5 + amax * 2e-3 + 1e-7);
+        }
+    }
+    out
 }
 
 /// Every column range a thread may take (ends on multiples of 32, or the

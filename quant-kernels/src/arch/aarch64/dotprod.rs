@@ -21,7 +21,7 @@ int8_kernels!("neon,dotprod");
 /// `acc` plus the 16 products `a[i] * b[i]`, four per lane (`sdot`).
 #[target_feature(enable = "neon,dotprod")]
 #[inline]
-fn dot16(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+pub(super) fn dot16(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     // SAFETY: `sdot` needs FEAT_DotProd, which this function's
     // `target_feature` requires of its callers; it only touches registers.
     unsafe {

@@ -14,7 +14,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::attn::{AttnKernels, Cols, KV_CHUNK, V_BLOCK_BYTES};
+use crate::attn::{AttnKernels, Cols, Q8Kernels, ScoresQ8Fn, KV_CHUNK, Q8_TILE, V_BLOCK_BYTES};
 use crate::{GgmlType, Tier};
 
 /// This tier's attention kernels for cache elements of type `ty`; `None`
@@ -42,24 +42,29 @@ pub(crate) fn kernels(t: Tier, ty: GgmlType) -> Option<AttnKernels> {
 }
 
 /// This tier's Q8_0-cache attention kernels; `None` without the tier's
-/// features.
-pub(crate) fn q8_kernels(t: Tier) -> Option<AttnKernels> {
+/// features. AVX-512 scores need VNNI; without it they are AVX2's.
+pub(crate) fn q8_kernels(t: Tier) -> Option<Q8Kernels> {
+    let y_scores: ScoresQ8Fn = |hd, gn, qq, qd, k, nch, s, st| {
+        // SAFETY: only handed out after the AVX2 tier's features were checked.
+        unsafe { y_scores_q8(hd, gn, qq, qd, k, nch, s, st) }
+    };
     match t {
-        Tier::Avx512 if super::has_avx512_tier() => Some(AttnKernels {
-            scores: |hd, g, q, k, nch, s, st| {
-                // SAFETY: the AVX-512 tier's features were checked above.
-                unsafe { z_scores_q8(hd, g, q, k, nch, s, st) }
+        Tier::Avx512 if super::has_avx512_tier() => Some(Q8Kernels {
+            scores: if super::has("avx512vnni") {
+                |hd, gn, qq, qd, k, nch, s, st| {
+                    // SAFETY: the AVX-512 tier's features and VNNI were checked above.
+                    unsafe { z_scores_q8(hd, gn, qq, qd, k, nch, s, st) }
+                }
+            } else {
+                y_scores
             },
             values: |hd, g, p, st, v, len, cols, o| {
                 // SAFETY: the AVX-512 tier's features were checked above.
                 unsafe { z_values_q8(hd, g, p, st, v, len, cols, o) }
             },
         }),
-        Tier::Avx2 | Tier::Avx512 if super::has_avx2_tier() => Some(AttnKernels {
-            scores: |hd, g, q, k, nch, s, st| {
-                // SAFETY: the AVX2 tier's features were checked above.
-                unsafe { y_scores_q8(hd, g, q, k, nch, s, st) }
-            },
+        Tier::Avx2 | Tier::Avx512 if super::has_avx2_tier() => Some(Q8Kernels {
+            scores: y_scores,
             values: |hd, g, p, st, v, len, cols, o| {
                 // SAFETY: the AVX2 tier's features were checked above.
                 unsafe { y_values_q8(hd, g, p, st, v, len, cols, o) }
@@ -69,17 +74,41 @@ pub(crate) fn q8_kernels(t: Tier) -> Option<AttnKernels> {
     }
 }
 
-/// Q8_0 scores on AVX-512: per chunk, tiles of 32 positions (two vectors)
-/// × up to 4 queries; each block's integer keys are widened once per tile
-/// and its per-position scales applied after the block's 32 dimensions.
+/// `128 · Σ q` over each block of each of the `gn` quantized queries: what
+/// biasing the keys by 128 (to make them unsigned for `vpdpbusd`) adds to
+/// each block's sum.
+/// Indexed `[block][query]`.
+fn bias_sums(hd: usize, gn: usize, qq: &[i8]) -> [[i32; Q8_TILE]; MAX_BLOCKS] {
+    let mut out = [[0i32; Q8_TILE]; MAX_BLOCKS];
+    for (b, ob) in out.iter_mut().enumerate().take(hd / 32) {
+        for (g, og) in ob.iter_mut().enumerate().take(gn) {
+            let blk = &qq[g * hd + 32 * b..g * hd + 32 * (b + 1)];
+            *og = 128 * blk.iter().map(|&x| i32::from(x)).sum::<i32>();
+        }
+    }
+    out
+}
+
+/// Most blocks a head row holds (`hd` ≤ 1024, as `crate::attn` checks).
+const MAX_BLOCKS: usize = 32;
+
+/// Q8_0 scores on AVX-512 VNNI: per chunk, tiles of 32 positions (two
+/// vectors of 16 lanes, each lane four dimensions of one position) × the
+/// `gn` queries. Keys are made unsigned by flipping their sign bit (`k +
+/// 128`), summed against the signed queries with `vpdpbusd`, and the bias
+/// `128 · Σ q` taken off per block: the exact integer sums of the
+/// reference.
 ///
 /// # Safety
-/// The AVX-512 tier's features; sizes as `crate::attn` validates them.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+/// The AVX-512 tier's features and VNNI; sizes as `crate::attn` validates
+/// them (`gn ≤ Q8_TILE`, `hd ≤ 1024`).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn z_scores_q8(
     hd: usize,
-    group: usize,
-    q: &[f32],
+    gn: usize,
+    qq: &[i8],
+    qd: &[f32],
     k: &[u8],
     nch: usize,
     scores: &mut [f32],
@@ -87,27 +116,29 @@ unsafe fn z_scores_q8(
 ) {
     let nb = hd / 32;
     let cb = KV_CHUNK * (hd + 4 * nb);
+    let bias = bias_sums(hd, gn, qq);
+    let (qp, dp) = (qq.as_ptr(), qd.as_ptr());
     for c in 0..nch {
         let kc = k[c * cb..(c + 1) * cb].as_ptr();
-        let mut g0 = 0;
-        while g0 < group {
-            let gn = (group - g0).min(4);
-            let qp = q[g0 * hd..].as_ptr();
-            for half in 0..2 {
-                let op = scores[g0 * stride + c * KV_CHUNK + 32 * half..].as_mut_ptr();
-                // SAFETY: the chunk holds cb bytes (scales, then hd rows of 64
-                // quants), q gn·hd values from g0, scores gn rows of
-                // `stride` (≥ this chunk's end) from `op`.
-                unsafe {
-                    match gn {
-                        4 => z_scores_q8_tile::<4>(hd, nb, qp, kc, cb, half, op, stride),
-                        3 => z_scores_q8_tile::<3>(hd, nb, qp, kc, cb, half, op, stride),
-                        2 => z_scores_q8_tile::<2>(hd, nb, qp, kc, cb, half, op, stride),
-                        _ => z_scores_q8_tile::<1>(hd, nb, qp, kc, cb, half, op, stride),
+        for half in 0..2 {
+            let op = scores[c * KV_CHUNK + 32 * half..].as_mut_ptr();
+            macro_rules! go {
+                ($g:literal) => {
+                    // SAFETY: the chunk holds cb bytes (scales, then hd/4
+                    // rows of 64 positions × 4 quants), qq gn·hd quants and
+                    // qd gn·nb scales, scores gn rows of `stride` (≥ this
+                    // chunk's end) from `op`.
+                    unsafe {
+                        z_scores_q8_tile::<$g>(hd, nb, qp, dp, &bias, kc, cb, half, op, stride)
                     }
-                }
+                };
             }
-            g0 += gn;
+            match gn {
+                4 => go!(4),
+                3 => go!(3),
+                2 => go!(2),
+                _ => go!(1),
+            }
         }
     }
 }
@@ -115,46 +146,61 @@ unsafe fn z_scores_q8(
 /// 32 positions (`half` of a chunk) × `G` queries.
 ///
 /// # Safety
-/// AVX-512 tier features; `kc` holds a whole Q8_0 key chunk of `cb` bytes,
-/// `q` `G · hd` f32, `out + g · stride` 32 writable f32 for each `g < G`.
+/// AVX-512 tier features and VNNI; `kc` holds a whole Q8_0 key chunk of
+/// `cb` bytes, `qq` `G · hd` quants, `qd` `G · nb` scales, `out + g ·
+/// stride` 32 writable f32 for each `g < G`.
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn z_scores_q8_tile<const G: usize>(
     hd: usize,
     nb: usize,
-    q: *const f32,
+    qq: *const i8,
+    qd: *const f32,
+    bias: &[[i32; Q8_TILE]; MAX_BLOCKS],
     kc: *const u8,
     cb: usize,
     half: usize,
     out: *mut f32,
     stride: usize,
 ) {
-    let zero = _mm512_setzero_ps();
-    let mut s = [[zero; 2]; G];
+    let mut s = [[_mm512_setzero_ps(); 2]; G];
+    let flip = _mm512_set1_epi8(-128);
     // SAFETY: caller's contract; every access is within the stated extents.
     unsafe {
-        let qs = kc.add(4 * nb * KV_CHUNK + 32 * half);
+        let qs = kc.add(4 * nb * KV_CHUNK + 4 * 32 * half);
         let sc = kc.add(4 * 32 * half).cast::<f32>();
-        for b in 0..nb {
-            let mut acc = [[zero; 2]; G];
-            for d in 32 * b..32 * (b + 1) {
-                let row = qs.add(d * KV_CHUNK);
-                // The same row of the chunk after next (never faults).
+        for (b, bias_b) in bias.iter().enumerate().take(nb) {
+            // This block's scales in the chunk after next (never faults).
+            _mm_prefetch::<_MM_HINT_T0>(
+                sc.add(b * KV_CHUNK)
+                    .cast::<u8>()
+                    .wrapping_add(2 * cb)
+                    .cast(),
+            );
+            let mut acc = [[_mm512_setzero_si512(); 2]; G];
+            for d4 in 8 * b..8 * (b + 1) {
+                let row = qs.add(d4 * 4 * KV_CHUNK);
+                // The same 128 bytes of the chunk after next.
                 _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(2 * cb).cast());
-                let k0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(row.cast())));
-                let k1 =
-                    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(row.add(16).cast())));
+                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(2 * cb + 64).cast());
+                let k0 = _mm512_xor_si512(_mm512_loadu_si512(row.cast()), flip);
+                let k1 = _mm512_xor_si512(_mm512_loadu_si512(row.add(64).cast()), flip);
                 for (g, a) in acc.iter_mut().enumerate() {
-                    let qv = _mm512_set1_ps(*q.add(g * hd + d));
-                    a[0] = _mm512_fmadd_ps(k0, qv, a[0]);
-                    a[1] = _mm512_fmadd_ps(k1, qv, a[1]);
+                    let qv =
+                        _mm512_set1_epi32(qq.add(g * hd + 4 * d4).cast::<i32>().read_unaligned());
+                    a[0] = _mm512_dpbusd_epi32(a[0], k0, qv);
+                    a[1] = _mm512_dpbusd_epi32(a[1], k1, qv);
                 }
             }
             let d0 = _mm512_loadu_ps(sc.add(b * KV_CHUNK));
             let d1 = _mm512_loadu_ps(sc.add(b * KV_CHUNK + 16));
-            for (sg, a) in s.iter_mut().zip(&acc) {
-                sg[0] = _mm512_fmadd_ps(d0, a[0], sg[0]);
-                sg[1] = _mm512_fmadd_ps(d1, a[1], sg[1]);
+            for (g, (sg, a)) in s.iter_mut().zip(&acc).enumerate() {
+                let e = _mm512_set1_ps(*qd.add(g * nb + b));
+                let corr = _mm512_set1_epi32(bias_b[g]);
+                let i0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[0], corr));
+                let i1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[1], corr));
+                sg[0] = _mm512_fmadd_ps(_mm512_mul_ps(d0, e), i0, sg[0]);
+                sg[1] = _mm512_fmadd_ps(_mm512_mul_ps(d1, e), i1, sg[1]);
             }
         }
         for (g, sg) in s.iter().enumerate() {
@@ -295,15 +341,19 @@ unsafe fn z_values_q8_tile<const G: usize, const NB: usize>(
 }
 
 /// Q8_0 scores on AVX2: as [`z_scores_q8`] with 16-position tiles (two
-/// 8-lane vectors) × up to 3 queries, to stay within 16 registers.
+/// 8-lane vectors) and `vpmaddubsw` for the integer sums: `|q| ·
+/// sign(q)·k` pairs stay within i16 (2 · 127 · 127), then `vpmaddwd`
+/// adds pairs into i32, so the sums are exact.
 ///
 /// # Safety
 /// The AVX2 tier's features; sizes as `crate::attn` validates them.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn y_scores_q8(
     hd: usize,
-    group: usize,
-    q: &[f32],
+    gn: usize,
+    qq: &[i8],
+    qd: &[f32],
     k: &[u8],
     nch: usize,
     scores: &mut [f32],
@@ -311,24 +361,26 @@ unsafe fn y_scores_q8(
 ) {
     let nb = hd / 32;
     let cb = KV_CHUNK * (hd + 4 * nb);
+    let (qp, dp) = (qq.as_ptr(), qd.as_ptr());
     for c in 0..nch {
         let kc = k[c * cb..(c + 1) * cb].as_ptr();
-        let mut g0 = 0;
-        while g0 < group {
-            let gn = (group - g0).min(3);
-            let qp = q[g0 * hd..].as_ptr();
-            for part in 0..4 {
-                let op = scores[g0 * stride + c * KV_CHUNK + 16 * part..].as_mut_ptr();
-                // SAFETY: as in `z_scores_q8`, for 16 positions from 16·part.
+        for part in 0..4 {
+            let op = scores[c * KV_CHUNK + 16 * part..].as_mut_ptr();
+            let mut g0 = 0;
+            while g0 < gn {
+                let n = (gn - g0).min(2);
+                // SAFETY: as in `z_scores_q8`, for 16 positions from 16·part
+                // and queries g0.. (n of them).
                 unsafe {
-                    match gn {
-                        3 => y_scores_q8_tile::<3>(hd, nb, qp, kc, cb, part, op, stride),
-                        2 => y_scores_q8_tile::<2>(hd, nb, qp, kc, cb, part, op, stride),
-                        _ => y_scores_q8_tile::<1>(hd, nb, qp, kc, cb, part, op, stride),
+                    let (q, d, o) = (qp.add(g0 * hd), dp.add(g0 * nb), op.add(g0 * stride));
+                    if n == 2 {
+                        y_scores_q8_tile::<2>(hd, nb, q, d, kc, cb, part, o, stride);
+                    } else {
+                        y_scores_q8_tile::<1>(hd, nb, q, d, kc, cb, part, o, stride);
                     }
                 }
+                g0 += n;
             }
-            g0 += gn;
         }
     }
 }
@@ -337,44 +389,52 @@ unsafe fn y_scores_q8(
 ///
 /// # Safety
 /// AVX2 tier features; `kc` holds a whole Q8_0 key chunk of `cb` bytes,
-/// `q` `G · hd` f32, `out + g · stride` 16 writable f32 for each `g < G`.
+/// `qq` `G · hd` quants, `qd` `G · nb` scales, `out + g · stride` 16
+/// writable f32 for each `g < G`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn y_scores_q8_tile<const G: usize>(
     hd: usize,
     nb: usize,
-    q: *const f32,
+    qq: *const i8,
+    qd: *const f32,
     kc: *const u8,
     cb: usize,
     part: usize,
     out: *mut f32,
     stride: usize,
 ) {
-    let zero = _mm256_setzero_ps();
-    let mut s = [[zero; 2]; G];
+    let mut s = [[_mm256_setzero_ps(); 2]; G];
+    let ones = _mm256_set1_epi16(1);
     // SAFETY: caller's contract; every access is within the stated extents.
     unsafe {
-        let qs = kc.add(4 * nb * KV_CHUNK + 16 * part);
+        let qs = kc.add(4 * nb * KV_CHUNK + 4 * 16 * part);
         let sc = kc.add(4 * 16 * part).cast::<f32>();
-        let widen =
-            |p: *const u8| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast())));
         for b in 0..nb {
-            let mut acc = [[zero; 2]; G];
-            for d in 32 * b..32 * (b + 1) {
-                let row = qs.add(d * KV_CHUNK);
+            let mut acc = [[_mm256_setzero_si256(); 2]; G];
+            for d4 in 8 * b..8 * (b + 1) {
+                let row = qs.add(d4 * 4 * KV_CHUNK);
                 _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(2 * cb).cast());
-                let (k0, k1) = (widen(row), widen(row.add(8)));
+                let k0 = _mm256_loadu_si256(row.cast());
+                let k1 = _mm256_loadu_si256(row.add(32).cast());
                 for (g, a) in acc.iter_mut().enumerate() {
-                    let qv = _mm256_set1_ps(*q.add(g * hd + d));
-                    a[0] = _mm256_fmadd_ps(k0, qv, a[0]);
-                    a[1] = _mm256_fmadd_ps(k1, qv, a[1]);
+                    let qv =
+                        _mm256_set1_epi32(qq.add(g * hd + 4 * d4).cast::<i32>().read_unaligned());
+                    let qa = _mm256_sign_epi8(qv, qv);
+                    let p0 = _mm256_maddubs_epi16(qa, _mm256_sign_epi8(k0, qv));
+                    let p1 = _mm256_maddubs_epi16(qa, _mm256_sign_epi8(k1, qv));
+                    a[0] = _mm256_add_epi32(a[0], _mm256_madd_epi16(p0, ones));
+                    a[1] = _mm256_add_epi32(a[1], _mm256_madd_epi16(p1, ones));
                 }
             }
             let d0 = _mm256_loadu_ps(sc.add(b * KV_CHUNK));
             let d1 = _mm256_loadu_ps(sc.add(b * KV_CHUNK + 8));
-            for (sg, a) in s.iter_mut().zip(&acc) {
-                sg[0] = _mm256_fmadd_ps(d0, a[0], sg[0]);
-                sg[1] = _mm256_fmadd_ps(d1, a[1], sg[1]);
+            for (g, (sg, a)) in s.iter_mut().zip(&acc).enumerate() {
+                let e = _mm256_set1_ps(*qd.add(g * nb + b));
+                let i0 = _mm256_cvtepi32_ps(a[0]);
+                let i1 = _mm256_cvtepi32_ps(a[1]);
+                sg[0] = _mm256_fmadd_ps(_mm256_mul_ps(d0, e), i0, sg[0]);
+                sg[1] = _mm256_fmadd_ps(_mm256_mul_ps(d1, e), i1, sg[1]);
             }
         }
         for (g, sg) in s.iter().enumerate() {
