@@ -173,6 +173,7 @@ impl<'m> Session<'m> {
             xq,
             logits,
             outs,
+            trs,
             atts,
             scores,
         } = bufs;
@@ -184,6 +185,7 @@ impl<'m> Session<'m> {
             q: RwLock::new(q),
             kv: RwLock::new((k_cache, v_cache)),
             outs: outs.into_iter().map(Mutex::new).collect(),
+            trs: trs.into_iter().map(Mutex::new).collect(),
             atts: atts.into_iter().map(Mutex::new).collect(),
             scores: scores.into_iter().map(RwLock::new).collect(),
             job: Mutex::new(Job::Idle),
@@ -240,6 +242,7 @@ struct Bufs<'a> {
     xq: &'a mut [f32],
     logits: &'a mut [f32],
     outs: Vec<&'a mut [f32]>,
+    trs: Vec<&'a mut [f32]>,
     atts: Vec<&'a mut [f32]>,
     scores: Vec<&'a mut [f32]>,
 }
@@ -269,6 +272,7 @@ fn carve<'a>(arena: &'a mut [f32], plan: &Plan) -> Bufs<'a> {
         xq: take(plan.xq),
         logits: take(plan.logits),
         outs: plan.thread_out.iter().map(|&r| take(r)).collect(),
+        trs: plan.thread_tr.iter().map(|&r| take(r)).collect(),
         atts: plan.thread_att.iter().map(|&r| take(r)).collect(),
         scores: plan.thread_scores.iter().map(|&r| take(r)).collect(),
     }
@@ -283,6 +287,9 @@ enum Job {
         ws: [Weight; 3],
         count: usize,
         n: usize,
+        /// Gate and up (`count` 2, the same rows): each thread then applies
+        /// SwiGLU to its own rows, into the gate's output.
+        swiglu: bool,
     },
     /// Attention of `n` new tokens at positions `pos0..pos0 + n` in `layer`.
     Attn {
@@ -313,6 +320,7 @@ struct Shared<'a> {
     q: RwLock<&'a mut [f32]>,
     kv: RwLock<(&'a mut [f32], &'a mut [f32])>,
     outs: Vec<Mutex<&'a mut [f32]>>,
+    trs: Vec<Mutex<&'a mut [f32]>>,
     atts: Vec<Mutex<&'a mut [f32]>>,
     scores: Vec<RwLock<&'a mut [f32]>>,
     job: Mutex<Job>,
@@ -386,12 +394,24 @@ impl Shared<'_> {
 
     fn work(&self, job: Job, tid: usize) {
         let r = match job {
-            Job::MatMul { ws, count, n } => {
+            Job::MatMul {
+                ws,
+                count,
+                n,
+                swiglu,
+            } => {
                 let mut at = 0;
                 let mut r = Ok(());
                 for w in &ws[..count] {
                     r = r.and_then(|_| self.matmul_share(w, n, tid, at));
                     at += share(w.rows, tid, self.n_threads).len() * n;
+                }
+                if swiglu && r.is_ok() {
+                    // Elementwise, so the same bits as over the gathered rows.
+                    let len = share(ws[0].rows, tid, self.n_threads).len() * n;
+                    let mut out = lock(&self.outs[tid]);
+                    let (g, u) = out.split_at_mut(len);
+                    ops::swiglu(g, &u[..len]);
                 }
                 r
             }
@@ -417,12 +437,19 @@ impl Shared<'_> {
         let xq: &[u8] = bytemuck::cast_slice(&xq[..]);
         let x = &xq[..n * rb];
         let mut out = lock(&self.outs[tid]);
-        let y = &mut out[at..at + rows.len() * n];
+        let len = rows.len();
+        let y = &mut out[at..at + len * n];
         let data = self.model.data(w);
         if n == 1 {
             ember_quant::gemv(w.ty, data, w.k, rows, x, y)?;
         } else {
-            ember_quant::gemm(w.ty, data, w.k, rows, x, n, y)?;
+            // The gemm writes `[row][token]`; the output is kept
+            // `[token][row]`, transposed here by each thread for its own
+            // rows, so that `gather` only copies.
+            let mut tr = lock(&self.trs[tid]);
+            let t = &mut tr[..len * n];
+            ember_quant::gemm(w.ty, data, w.k, rows, x, n, t)?;
+            transpose(t, len, n, y);
         }
         Ok(())
     }
@@ -760,6 +787,13 @@ impl Exec<'_, '_> {
     /// `y[j][r] = W · xq_j` for `n` rows, with the threads splitting `W`'s
     /// rows; up to three weights (sharing an activation format) in one job.
     fn matmul(&mut self, jobs: &[(Weight, Out)], n: usize) -> Result<()> {
+        self.matmul_then(jobs, n, false)
+    }
+
+    /// [`Self::matmul`]; with `swiglu` (jobs gate and up, the same rows),
+    /// the threads apply SwiGLU to their rows and only the gate's output,
+    /// `silu(gate) · up`, is gathered.
+    fn matmul_then(&mut self, jobs: &[(Weight, Out)], n: usize, swiglu: bool) -> Result<()> {
         let mut ws = [jobs[0].0; 3];
         for (slot, (w, _)) in ws.iter_mut().zip(jobs) {
             *slot = *w;
@@ -768,11 +802,13 @@ impl Exec<'_, '_> {
             ws,
             count: jobs.len(),
             n,
+            swiglu,
         });
         self.check_failed()?;
         let sh = self.sh;
         let mut at = [0usize; MAX_THREADS_GATHER];
-        for &(w, out) in jobs {
+        let gathered = if swiglu { &jobs[..1] } else { jobs };
+        for &(w, out) in gathered {
             let y: &mut [f32] = match out {
                 Out::Q => {
                     // Copy under the lock that attention readers use.
@@ -805,6 +841,21 @@ impl Exec<'_, '_> {
             self.quantize(SRC_XB, n, k, job.0.ty)?;
             self.matmul(std::slice::from_ref(job), n)?;
         }
+        Ok(())
+    }
+
+    /// `hb = silu(gate · xb) · (up · xb)` for `n` rows of `k`: one job with
+    /// SwiGLU done by each thread on its rows when the two weights share an
+    /// activation format and shape, else two projections and SwiGLU here.
+    fn ffn_up(&mut self, gate: Weight, up: Weight, n: usize, k: usize) -> Result<()> {
+        let act = |w: &Weight| ember_quant::vec_dot_type(w.ty);
+        if act(&gate) == act(&up) && gate.rows == up.rows {
+            self.quantize(SRC_XB, n, k, gate.ty)?;
+            return self.matmul_then(&[(gate, Out::Hb), (up, Out::Hb2)], n, true);
+        }
+        self.project(&[(gate, Out::Hb), (up, Out::Hb2)], n, k)?;
+        let ff = gate.rows;
+        ops::swiglu(&mut self.hb[..n * ff], &self.hb2[..n * ff]);
         Ok(())
     }
 
@@ -928,8 +979,7 @@ impl Exec<'_, '_> {
                 );
             }
             self.xq_key = None;
-            self.project(&[(l.w_gate, Out::Hb), (l.w_up, Out::Hb2)], n, d)?;
-            ops::swiglu(&mut self.hb[..n * ff], &self.hb2[..n * ff]);
+            self.ffn_up(l.w_gate, l.w_up, n, d)?;
             self.xq_key = None;
             self.quantize(SRC_HB, n, ff, l.w_down.ty)?;
             self.matmul(&[(l.w_down, Out::Xb)], n)?;
@@ -1007,8 +1057,9 @@ enum Out {
 /// Most threads [`gather`] tracks offsets for (the plan caps threads at this).
 pub const MAX_THREADS_GATHER: usize = 256;
 
-/// Copies the threads' matmul outputs (row-major by weight row, at offset
-/// `at[tid]` in each thread's buffer) into `y` (`n × rows`), advancing `at`.
+/// Copies the threads' matmul outputs (`[token][row]` for each thread's
+/// rows, at offset `at[tid]` in its buffer) into `y` (`n × rows`),
+/// advancing `at`.
 fn gather(sh: &Shared<'_>, w: &Weight, n: usize, y: &mut [f32], at: &mut [usize]) {
     for tid in 0..sh.n_threads {
         let rows = share(w.rows, tid, sh.n_threads);
@@ -1018,20 +1069,25 @@ fn gather(sh: &Shared<'_>, w: &Weight, n: usize, y: &mut [f32], at: &mut [usize]
         let out = lock(&sh.outs[tid]);
         let o = &out[at[tid]..at[tid] + rows.len() * n];
         at[tid] += rows.len() * n;
-        if n == 1 {
-            y[rows.clone()].copy_from_slice(o);
-        } else {
-            // Transpose in tiles of rows so the strided reads stay in cache.
-            const TILE: usize = 16;
-            let len = rows.len();
-            for r0 in (0..len).step_by(TILE) {
-                let r1 = (r0 + TILE).min(len);
-                for j in 0..n {
-                    let dst = &mut y[j * w.rows + rows.start + r0..j * w.rows + rows.start + r1];
-                    for (ri, d) in (r0..r1).zip(dst.iter_mut()) {
-                        *d = o[ri * n + j];
-                    }
-                }
+        // `[token][row]` (see `Shared::matmul_share`): one copy per token.
+        let len = rows.len();
+        for (j, src) in o.chunks_exact(len).enumerate() {
+            let at = j * w.rows + rows.start;
+            y[at..at + len].copy_from_slice(src);
+        }
+    }
+}
+
+/// `dst[j * rows + r] = src[r * cols + j]`: a `rows × cols` matrix
+/// transposed, in tiles so that the strided side stays in cache.
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const TILE: usize = 16;
+    for r0 in (0..rows).step_by(TILE) {
+        let r1 = (r0 + TILE).min(rows);
+        for j in 0..cols {
+            let d = &mut dst[j * rows + r0..j * rows + r1];
+            for (ri, x) in (r0..r1).zip(d.iter_mut()) {
+                *x = src[ri * cols + j];
             }
         }
     }

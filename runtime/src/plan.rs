@@ -117,6 +117,11 @@ pub struct Plan {
     pub logits: Region,
     /// Per-thread output scratch (one region per thread).
     pub thread_out: Vec<Region>,
+    /// Per-thread matmul scratch for batches: a thread's share of one
+    /// weight's rows × the batch, which it transposes into its output
+    /// region, so that the gather after the job is a copy per token (empty
+    /// when the batch is one token).
+    pub thread_tr: Vec<Region>,
     /// Per-thread attention scratch (scores and converted rows).
     pub thread_att: Vec<Region>,
     /// Per-thread decode scores (`n_head × n_ctx`, for the positions the
@@ -189,6 +194,12 @@ impl Plan {
         let inner_rows = (qd + 2 * kvd + 8).max(2 * ff + 8).max(d);
         let mut out = share(inner_rows) * n_batch;
         out = out.max(share(nv) * n_logits);
+        // One weight's share × the batch, before it is transposed.
+        let tr = if n_batch > 1 {
+            (share(qd.max(kvd).max(ff).max(d)) * n_batch).max(share(nv) * n_logits)
+        } else {
+            0
+        };
         // Attention output of a thread's (token, head) pairs.
         out = out.max(n_batch * hp.n_head * hp.head_dim);
         // Attention scratch: scores over the context, one head's query and value rows.
@@ -225,6 +236,7 @@ impl Plan {
         let xq = take(xq_f32);
         let logits = take(n_logits * nv);
         let thread_out = (0..t).map(|_| take(out)).collect();
+        let thread_tr = (0..t).map(|_| take(tr)).collect();
         let thread_att = (0..t).map(|_| take(att)).collect();
         let scores = if t > 1 { hp.n_head * n_pad } else { 0 };
         let thread_scores = (0..t).map(|_| take(scores)).collect();
@@ -243,6 +255,7 @@ impl Plan {
             xq,
             logits,
             thread_out,
+            thread_tr,
             thread_att,
             thread_scores,
             total_f32: cursor,
