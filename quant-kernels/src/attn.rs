@@ -658,6 +658,30 @@ fn q8_kernels(t: Tier) -> Q8Kernels {
     }
 }
 
+/// The tiles that the AVX2 and dotprod Q8_0 scores kernels cover, 16
+/// positions × up to two queries: `tile(chunk, part, g0, n)` for every
+/// chunk, 16-position part of it, and run of `n ≤ 2` queries from `g0`.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
+pub(crate) fn q8_tiles_16x2(
+    nch: usize,
+    gn: usize,
+    mut tile: impl FnMut(usize, usize, usize, usize),
+) {
+    for c in 0..nch {
+        for part in 0..KV_CHUNK / 16 {
+            let mut g0 = 0;
+            while g0 < gn {
+                let n = (gn - g0).min(2);
+                tile(c, part, g0, n);
+                g0 += n;
+            }
+        }
+    }
+}
+
 /// f32 `i` of a little-endian byte slice.
 #[inline(always)]
 fn f32_at(b: &[u8], i: usize) -> f32 {

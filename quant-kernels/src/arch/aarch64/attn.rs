@@ -53,29 +53,22 @@ unsafe fn scores_q8_dot(
     let nb = hd / 32;
     let cb = KV_CHUNK * (hd + 4 * nb);
     let (qp, dp) = (qq.as_ptr(), qd.as_ptr());
-    for c in 0..nch {
+    crate::attn::q8_tiles_16x2(nch, gn, |c, part, g0, n| {
         let kc = k[c * cb..(c + 1) * cb].as_ptr();
-        for part in 0..KV_CHUNK / 16 {
-            let op = scores[c * KV_CHUNK + 16 * part..].as_mut_ptr();
-            let mut g0 = 0;
-            while g0 < gn {
-                let n = (gn - g0).min(2);
-                // SAFETY: the chunk holds cb bytes (scales, then hd/4 rows of
-                // 64 positions × 4 quants); qq has gn·hd quants and qd gn·nb
-                // scales; scores gn rows of `stride` (≥ this chunk's end)
-                // from `op`.
-                unsafe {
-                    let (q, d, o) = (qp.add(g0 * hd), dp.add(g0 * nb), op.add(g0 * stride));
-                    if n == 2 {
-                        scores_q8_dot_tile::<2>(hd, nb, q, d, kc, part, o, stride);
-                    } else {
-                        scores_q8_dot_tile::<1>(hd, nb, q, d, kc, part, o, stride);
-                    }
-                }
-                g0 += n;
+        let op = scores[c * KV_CHUNK + 16 * part..].as_mut_ptr();
+        // SAFETY: NEON and dotprod (this function's contract); the chunk
+        // holds cb bytes (scales, then hd/4 rows of 64 positions × 4
+        // quants); qq has gn·hd quants and qd gn·nb scales; scores gn rows
+        // of `stride` (≥ this chunk's end) from `op`.
+        unsafe {
+            let (q, d, o) = (qp.add(g0 * hd), dp.add(g0 * nb), op.add(g0 * stride));
+            if n == 2 {
+                scores_q8_dot_tile::<2>(hd, nb, q, d, kc, part, o, stride);
+            } else {
+                scores_q8_dot_tile::<1>(hd, nb, q, d, kc, part, o, stride);
             }
         }
-    }
+    });
 }
 
 /// 16 positions (`part` of a chunk) × `G` queries.

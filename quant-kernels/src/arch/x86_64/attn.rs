@@ -362,27 +362,21 @@ unsafe fn y_scores_q8(
     let nb = hd / 32;
     let cb = KV_CHUNK * (hd + 4 * nb);
     let (qp, dp) = (qq.as_ptr(), qd.as_ptr());
-    for c in 0..nch {
+    crate::attn::q8_tiles_16x2(nch, gn, |c, part, g0, n| {
         let kc = k[c * cb..(c + 1) * cb].as_ptr();
-        for part in 0..4 {
-            let op = scores[c * KV_CHUNK + 16 * part..].as_mut_ptr();
-            let mut g0 = 0;
-            while g0 < gn {
-                let n = (gn - g0).min(2);
-                // SAFETY: as in `z_scores_q8`, for 16 positions from 16·part
-                // and queries g0.. (n of them).
-                unsafe {
-                    let (q, d, o) = (qp.add(g0 * hd), dp.add(g0 * nb), op.add(g0 * stride));
-                    if n == 2 {
-                        y_scores_q8_tile::<2>(hd, nb, q, d, kc, cb, part, o, stride);
-                    } else {
-                        y_scores_q8_tile::<1>(hd, nb, q, d, kc, cb, part, o, stride);
-                    }
-                }
-                g0 += n;
+        let op = scores[c * KV_CHUNK + 16 * part..].as_mut_ptr();
+        // SAFETY: the AVX2 tier's features (this function's contract); as
+        // in `z_scores_q8`, for 16 positions from 16·part and queries g0..
+        // (n of them).
+        unsafe {
+            let (q, d, o) = (qp.add(g0 * hd), dp.add(g0 * nb), op.add(g0 * stride));
+            if n == 2 {
+                y_scores_q8_tile::<2>(hd, nb, q, d, kc, cb, part, o, stride);
+            } else {
+                y_scores_q8_tile::<1>(hd, nb, q, d, kc, cb, part, o, stride);
             }
         }
-    }
+    });
 }
 
 /// 16 positions (`part` of a chunk) × `G` queries.
