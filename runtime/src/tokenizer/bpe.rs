@@ -112,6 +112,42 @@ struct Sym {
 /// heap pops the lowest rank, then the leftmost.
 type Bigram = (u32, u32, u32, u32, u32);
 
+/// Merges from which [`Bpe::new`] resolves the vocabulary ids on two threads.
+const PARALLEL_MERGES: usize = 8192;
+
+/// One merge line resolved against the vocabulary: the key of its two ids
+/// and the id of their concatenation, or, when a side is not a token, its
+/// two texts (looked up by text when encoding).
+enum Resolved<'m> {
+    Ids(u64, u32),
+    Texts(&'m str, &'m str),
+}
+
+/// Resolves merge lines, in order.
+fn resolve_merges<'m>(vocab: &Vocab, merges: &[&'m str]) -> Vec<Resolved<'m>> {
+    let mut cat = String::new();
+    merges
+        .iter()
+        .map(|&m| {
+            // llama.cpp splits at the first space after the first byte.
+            let split = m.as_bytes().iter().skip(1).position(|&c| c == b' ');
+            let (a, b) = match split {
+                Some(p) => (&m[..p + 1], &m[p + 2..]),
+                None => ("", ""),
+            };
+            match (vocab.get(a), vocab.get(b)) {
+                (Some(ia), Some(ib)) => {
+                    cat.clear();
+                    cat.push_str(a);
+                    cat.push_str(b);
+                    Resolved::Ids(pair_key(ia, ib), vocab.get(&cat).unwrap_or(NONE))
+                }
+                _ => Resolved::Texts(a, b),
+            }
+        })
+        .collect()
+}
+
 /// Scratch space reused across the words of one encode call.
 #[derive(Default)]
 pub(crate) struct BpeScratch {
@@ -124,9 +160,9 @@ pub(crate) struct BpeScratch {
 
 impl Bpe {
     /// Builds the model from merges ("a b" strings, rank = index).
-    pub(crate) fn new<'m>(
+    pub(crate) fn new(
         vocab: &Vocab,
-        merges: impl Iterator<Item = &'m str>,
+        merges: &[&str],
         pre: PreTokenizer,
         ignore_merges: bool,
     ) -> Bpe {
@@ -136,28 +172,34 @@ impl Bpe {
         for (b, c) in byte_char.iter().enumerate() {
             byte_token[b] = vocab.get(c.encode_utf8(&mut tmp)).unwrap_or(NONE);
         }
-        let (lo, _) = merges.size_hint();
-        let mut map: HashMap<u64, Merge, BuildFx> = HashMap::with_capacity_and_hasher(lo, BuildFx);
-        let mut slow = HashMap::new();
-        let mut cat = String::new();
-        for (rank, m) in merges.enumerate() {
-            let rank = u32::try_from(rank).unwrap_or(u32::MAX);
-            // llama.cpp splits at the first space after the first byte.
-            let split = m.as_bytes().iter().skip(1).position(|&c| c == b' ');
-            let (a, b) = match split {
-                Some(p) => (&m[..p + 1], &m[p + 2..]),
-                None => ("", ""),
-            };
-            match (vocab.get(a), vocab.get(b)) {
-                (Some(ia), Some(ib)) => {
-                    cat.clear();
-                    cat.push_str(a);
-                    cat.push_str(b);
-                    let result = vocab.get(&cat).unwrap_or(NONE);
-                    map.entry(pair_key(ia, ib))
-                        .or_insert(Merge { rank, result });
+        // Three vocabulary lookups a merge, each a cache miss or two: for a
+        // real vocabulary (~50k merges) two threads share them, which takes
+        // several ms off the time to first token. The table is then filled
+        // in rank order, exactly as one thread would.
+        let resolved = if merges.len() >= PARALLEL_MERGES {
+            let (lo, hi) = merges.split_at(merges.len() / 2);
+            std::thread::scope(|s| {
+                let hi = s.spawn(|| resolve_merges(vocab, hi));
+                let mut all = resolve_merges(vocab, lo);
+                match hi.join() {
+                    Ok(h) => all.extend(h),
+                    Err(p) => std::panic::resume_unwind(p),
                 }
-                _ => {
+                all
+            })
+        } else {
+            resolve_merges(vocab, merges)
+        };
+        let mut map: HashMap<u64, Merge, BuildFx> =
+            HashMap::with_capacity_and_hasher(resolved.len(), BuildFx);
+        let mut slow = HashMap::new();
+        for (rank, r) in resolved.into_iter().enumerate() {
+            let rank = u32::try_from(rank).unwrap_or(u32::MAX);
+            match r {
+                Resolved::Ids(key, result) => {
+                    map.entry(key).or_insert(Merge { rank, result });
+                }
+                Resolved::Texts(a, b) => {
                     slow.entry((a.to_string(), b.to_string())).or_insert(rank);
                 }
             }

@@ -303,8 +303,28 @@ impl Tokenizer {
     pub fn from_gguf(g: &Gguf<'_>) -> Result<Tokenizer> {
         let model = g.str("tokenizer.ggml.model")?;
         let tokens_arr = g.array("tokenizer.ggml.tokens")?;
+        // The merges are read (and checked as UTF-8) on a second thread
+        // while this one reads the tokens: each is ~50k strings.
+        let read_merges = || -> Result<Vec<&str>> {
+            match g.get("tokenizer.ggml.merges") {
+                Some(_) => g
+                    .array("tokenizer.ggml.merges")?
+                    .iter_str()
+                    .collect::<Result<Vec<_>>>(),
+                None => Ok(Vec::new()),
+            }
+        };
+        let (tokens_read, merges) = std::thread::scope(|s| {
+            let merges = s.spawn(read_merges);
+            let tokens = tokens_arr.iter_str().collect::<Result<Vec<_>>>();
+            match merges.join() {
+                Ok(m) => (tokens, m),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        });
+        let merges = merges?;
         let owned: Vec<String>;
-        let tokens: Vec<&str> = match tokens_arr.iter_str().collect::<Result<Vec<_>>>() {
+        let tokens: Vec<&str> = match tokens_read {
             Ok(v) => v,
             Err(_) => {
                 // Tokens that are not UTF-8: keep them, lossily, as text.
@@ -319,13 +339,6 @@ impl Tokenizer {
                 }
                 owned.iter().map(String::as_str).collect()
             }
-        };
-        let merges: Vec<&str> = match g.get("tokenizer.ggml.merges") {
-            Some(_) => g
-                .array("tokenizer.ggml.merges")?
-                .iter_str()
-                .collect::<Result<Vec<_>>>()?,
-            None => Vec::new(),
         };
         if model == "gpt2" && g.get("tokenizer.ggml.merges").is_none() {
             return Err(Error::Tokenizer(
@@ -632,7 +645,7 @@ impl Tokenizer {
                 let pre = pretokenize::PreTokenizer::new(&cfg)?;
                 Model::Bpe(Box::new(Bpe::new(
                     &vocab,
-                    parts.merges.iter().copied(),
+                    &parts.merges,
                     pre,
                     cfg.ignore_merges,
                 )))
