@@ -473,21 +473,21 @@ impl Shared<'_> {
     /// query heads that share a KV head are done together, so each key and
     /// value is read and converted once per group, not once per head.
     fn attn_share(&self, layer: usize, n: usize, pos0: usize, tid: usize) -> Result<()> {
+        let geom = self.attn_geom()?;
         let AttnGeom {
             hd,
             nkv,
             group,
             n_pad,
-            kv_t,
             ty,
             pb,
-        } = self.attn_geom()?;
+            ..
+        } = geom;
         let qd = self.model.hp.q_dim();
         let units = share(n * nkv, tid, self.n_threads);
         if units.is_empty() {
             return Ok(());
         }
-        let scale = 1.0 / (hd as f32).sqrt();
         let q = read(&self.q);
         let kv = read(&self.kv);
         let kb: &[u8] = bytemuck::cast_slice(&kv.0[..]);
@@ -500,27 +500,14 @@ impl Shared<'_> {
         for u in units {
             let (i, kvh) = (u / nkv, u % nkv);
             let len = pos0 + i + 1;
-            // The group's queries (heads kvh·group ..), rounded to the cache's
-            // precision as llama.cpp rounds them before its dot products.
+            // The group's queries (heads kvh·group ..).
             let q0 = i * qd + kvh * group * hd;
-            qg.copy_from_slice(&q[q0..q0 + group * hd]);
-            if kv_t == KvType::F16 {
-                ember_quant::round_f16(qg);
-            }
+            geom.load_queries(qg, &q[q0..q0 + group * hd]);
             // This head's keys and values: whole chunks up to len.
             let head = (layer * nkv + kvh) * n_pad * pb;
             let span = head..head + len.next_multiple_of(KV_CHUNK) * pb;
             ember_quant::attn_scores(ty, hd, group, qg, &kb[span.clone()], len, probs, n_pad)?;
-            for g in 0..group {
-                let pg = &mut probs[g * n_pad..g * n_pad + len];
-                ops::softmax(pg, scale);
-                // Rounded to the cache's precision, as llama.cpp rounds them
-                // before its product with the values (its Q8_0 path keeps
-                // them f32).
-                if kv_t == KvType::F16 {
-                    ember_quant::round_f16(pg);
-                }
-            }
+            geom.probabilities(probs, len);
             let o = &mut out[(u - u0) * group * hd..(u - u0 + 1) * group * hd];
             ember_quant::attn_values(ty, hd, group, probs, n_pad, &vb[span], len, o)?;
         }
@@ -532,15 +519,16 @@ impl Shared<'_> {
     /// Each position's score is computed exactly as [`Self::attn_share`]
     /// computes it, whoever computes it.
     fn scores_share(&self, layer: usize, pos0: usize, tid: usize) -> Result<()> {
+        let geom = self.attn_geom()?;
         let AttnGeom {
             hd,
             nkv,
             group,
             n_pad,
-            kv_t,
             ty,
             pb,
-        } = self.attn_geom()?;
+            ..
+        } = geom;
         let cb = KV_CHUNK * pb;
         let chunks = share((pos0 + 1).div_ceil(KV_CHUNK), tid, self.n_threads);
         if chunks.is_empty() {
@@ -553,10 +541,7 @@ impl Shared<'_> {
         let mut att = lock(&self.atts[tid]);
         let qg = &mut att[..group * hd];
         for kvh in 0..nkv {
-            qg.copy_from_slice(&q[kvh * group * hd..(kvh + 1) * group * hd]);
-            if kv_t == KvType::F16 {
-                ember_quant::round_f16(qg);
-            }
+            geom.load_queries(qg, &q[kvh * group * hd..(kvh + 1) * group * hd]);
             let at = (layer * nkv + kvh) * n_pad * pb + chunks.start * cb;
             let k = &kb[at..at + chunks.len() * cb];
             let o = &mut sc[kvh * group * n_pad + chunks.start * KV_CHUNK..];
@@ -571,15 +556,16 @@ impl Shared<'_> {
     /// its units of that head; the value columns are split, so each thread
     /// reads only its blocks' part of the value cache.
     fn values_share(&self, layer: usize, pos0: usize, tid: usize) -> Result<()> {
+        let geom = self.attn_geom()?;
         let AttnGeom {
             hd,
             nkv,
             group,
             n_pad,
-            kv_t,
             ty,
             pb,
-        } = self.attn_geom()?;
+            ..
+        } = geom;
         let len = pos0 + 1;
         let nch = len.div_ceil(KV_CHUNK);
         let sw = slab_width(hd);
@@ -587,7 +573,6 @@ impl Shared<'_> {
         if units.is_empty() {
             return Ok(());
         }
-        let scale = 1.0 / (hd as f32).sqrt();
         let kv = read(&self.kv);
         let vb: &[u8] = bytemuck::cast_slice(&kv.1[..]);
         let mut out = lock(&self.outs[tid]);
@@ -610,13 +595,7 @@ impl Shared<'_> {
                         probs[g * n_pad + a..g * n_pad + b].copy_from_slice(&sc[row + a..row + b]);
                     }
                 }
-                for g in 0..group {
-                    let pg = &mut probs[g * n_pad..g * n_pad + len];
-                    ops::softmax(pg, scale);
-                    if kv_t == KvType::F16 {
-                        ember_quant::round_f16(pg);
-                    }
-                }
+                geom.probabilities(probs, len);
                 have = Some(kvh);
             }
             let head = (layer * nkv + kvh) * n_pad * pb;
@@ -643,6 +622,33 @@ struct AttnGeom {
     kv_t: KvType,
     ty: GgmlType,
     pb: usize,
+}
+
+impl AttnGeom {
+    /// A group's queries copied into `qg`, rounded to the cache's precision
+    /// as llama.cpp rounds them before its dot products (an F16 cache; a
+    /// Q8_0 cache quantizes them in the scores kernel).
+    fn load_queries(&self, qg: &mut [f32], src: &[f32]) {
+        qg.copy_from_slice(src);
+        if self.kv_t == KvType::F16 {
+            ember_quant::round_f16(qg);
+        }
+    }
+
+    /// Softmax over the first `len` scores of each of the group's rows
+    /// (`n_pad` apart) in `probs`, scaled by `1/√hd`, then rounded to the
+    /// cache's precision as llama.cpp rounds them before its product with
+    /// the values (its Q8_0 path keeps them f32).
+    fn probabilities(&self, probs: &mut [f32], len: usize) {
+        let scale = 1.0 / (self.hd as f32).sqrt();
+        for g in 0..self.group {
+            let pg = &mut probs[g * self.n_pad..g * self.n_pad + len];
+            ops::softmax(pg, scale);
+            if self.kv_t == KvType::F16 {
+                ember_quant::round_f16(pg);
+            }
+        }
+    }
 }
 
 /// Columns of a value unit when threads share one token's attention: one
