@@ -567,7 +567,7 @@ pub fn kv_write_value(
 }
 
 /// Most Q8_0 blocks one head row may hold when written (`hd` ≤ 1024).
-const MAX_ROW_BLOCKS: usize = 32;
+pub(crate) const MAX_ROW_BLOCKS: usize = 32;
 
 fn write_row(
     ty: GgmlType,

@@ -14,7 +14,9 @@
 
 use core::arch::x86_64::*;
 
-use crate::attn::{AttnKernels, Cols, Q8Kernels, ScoresQ8Fn, KV_CHUNK, Q8_TILE, V_BLOCK_BYTES};
+use crate::attn::{
+    AttnKernels, Cols, Q8Kernels, ScoresQ8Fn, KV_CHUNK, MAX_ROW_BLOCKS, Q8_TILE, V_BLOCK_BYTES,
+};
 use crate::{GgmlType, Tier};
 
 /// This tier's attention kernels for cache elements of type `ty`; `None`
@@ -78,8 +80,8 @@ pub(crate) fn q8_kernels(t: Tier) -> Option<Q8Kernels> {
 /// biasing the keys by 128 (to make them unsigned for `vpdpbusd`) adds to
 /// each block's sum.
 /// Indexed `[block][query]`.
-fn bias_sums(hd: usize, gn: usize, qq: &[i8]) -> [[i32; Q8_TILE]; MAX_BLOCKS] {
-    let mut out = [[0i32; Q8_TILE]; MAX_BLOCKS];
+fn bias_sums(hd: usize, gn: usize, qq: &[i8]) -> [[i32; Q8_TILE]; MAX_ROW_BLOCKS] {
+    let mut out = [[0i32; Q8_TILE]; MAX_ROW_BLOCKS];
     for (b, ob) in out.iter_mut().enumerate().take(hd / 32) {
         for (g, og) in ob.iter_mut().enumerate().take(gn) {
             let blk = &qq[g * hd + 32 * b..g * hd + 32 * (b + 1)];
@@ -88,9 +90,6 @@ fn bias_sums(hd: usize, gn: usize, qq: &[i8]) -> [[i32; Q8_TILE]; MAX_BLOCKS] {
     }
     out
 }
-
-/// Most blocks a head row holds (`hd` ≤ 1024, as `crate::attn` checks).
-const MAX_BLOCKS: usize = 32;
 
 /// Q8_0 scores on AVX-512 VNNI: per chunk, tiles of 32 positions (two
 /// vectors of 16 lanes, each lane four dimensions of one position) × the
@@ -156,7 +155,7 @@ unsafe fn z_scores_q8_tile<const G: usize>(
     nb: usize,
     qq: *const i8,
     qd: *const f32,
-    bias: &[[i32; Q8_TILE]; MAX_BLOCKS],
+    bias: &[[i32; Q8_TILE]; MAX_ROW_BLOCKS],
     kc: *const u8,
     cb: usize,
     half: usize,
