@@ -285,6 +285,14 @@ impl<'a> Array<'a> {
 
     /// The elements as `i32`s; integer elements of any width are accepted when they fit.
     pub fn to_i32_vec(&self) -> Result<Vec<i32>> {
+        if self.elem == ValueType::I32 && self.raw.len() == self.len.saturating_mul(4) {
+            // The common case (token types), without decoding each value.
+            return Ok(self
+                .raw
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect());
+        }
         self.iter()
             .map(|v| {
                 let v = v?;
@@ -309,6 +317,14 @@ impl<'a> Array<'a> {
 
     /// The elements as `f32`s (f32 or f64 elements).
     pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
+        if self.elem == ValueType::F32 && self.raw.len() == self.len.saturating_mul(4) {
+            // The common case (token scores), without decoding each value.
+            return Ok(self
+                .raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect());
+        }
         self.iter()
             .map(|v| match v? {
                 Value::F32(x) => Ok(x),

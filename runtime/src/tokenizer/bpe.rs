@@ -3,18 +3,17 @@
 //! Each pre-tokenized word starts as one symbol per byte (the byte's GPT-2
 //! unicode stand-in is a token in every byte-level vocabulary); the adjacent
 //! pair with the lowest merge rank (ties: leftmost) is merged until no pair
-//! has a rank. Symbols carry token ids and merges are keyed by id pairs, so
-//! no strings are built per merge step.
+//! has a rank. Pairs are looked up by text, as llama.cpp does, in an index
+//! built from the merge lines at load; the merged symbols become ids at the
+//! end of each word.
 
 use super::pretokenize::{PreTokenizer, Scratch};
-use super::vocab::Vocab;
-use crate::Result;
+use super::vocab::{hash_bytes, Vocab};
+use crate::{Error, Result};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasher, Hasher};
 use std::ops::Range;
-
-/// No token.
-pub(crate) const NONE: u32 = u32::MAX;
 
 /// GPT-2's byte → unicode mapping: printable bytes stand for themselves, the
 /// rest are shifted to U+0100 and up, in order.
@@ -46,56 +45,133 @@ pub(crate) fn char_to_byte_table(fwd: &[char; 256]) -> Vec<i16> {
     inv
 }
 
-/// Merge rank and result of a pair of token ids.
-#[derive(Clone, Copy, Debug)]
-struct Merge {
-    rank: u32,
-    result: u32,
+const EMPTY: u64 = u64::MAX;
+
+/// The merge lines ("a b", rank = line number) and an open-addressing index
+/// over their text, as llama.cpp's `bpe_ranks`.
+///
+/// Building it hashes each line once and looks nothing up in the
+/// vocabulary, so a 50k-merge model is ready in about a millisecond; pairs
+/// are looked up by text while encoding.
+#[derive(Debug, Default)]
+pub(crate) struct Merges {
+    text: String,
+    off: Vec<u32>,
+    /// `hash tag << 32 | rank`, or [`EMPTY`].
+    slots: Vec<u64>,
+}
+
+impl Merges {
+    /// An empty table with room for `n` lines of `bytes` bytes in all.
+    pub(crate) fn with_capacity(n: usize, bytes: usize) -> Merges {
+        let mut off = Vec::with_capacity(n + 1);
+        off.push(0);
+        Merges {
+            text: String::with_capacity(bytes),
+            off,
+            slots: Vec::new(),
+        }
+    }
+
+    /// Appends the line of the next rank (not yet indexed: call [`Merges::index`]).
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] once the lines pass 4 GiB or 2³² − 1 ranks.
+    pub(crate) fn push(&mut self, line: &str) -> Result<()> {
+        self.text.push_str(line);
+        let end = u32::try_from(self.text.len())
+            .ok()
+            .filter(|_| self.off.len() < u32::MAX as usize);
+        match end {
+            Some(end) => {
+                self.off.push(end);
+                Ok(())
+            }
+            None => Err(Error::Tokenizer(
+                "tokenizer.ggml.merges is too large".into(),
+            )),
+        }
+    }
+
+    /// Number of lines.
+    pub(crate) fn len(&self) -> usize {
+        self.off.len().saturating_sub(1)
+    }
+
+    fn line(&self, rank: u32) -> &[u8] {
+        let i = rank as usize;
+        match (self.off.get(i), self.off.get(i + 1)) {
+            (Some(&a), Some(&b)) => self
+                .text
+                .as_bytes()
+                .get(a as usize..b as usize)
+                .unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// Indexes every line pushed; a repeated line keeps its first rank.
+    pub(crate) fn index(&mut self) {
+        let cap = (self.len() * 2).max(8).next_power_of_two();
+        let mut slots = vec![EMPTY; cap];
+        let mask = cap - 1;
+        for rank in 0..self.len() as u32 {
+            let line = self.line(rank);
+            let h = hash_bytes(line);
+            let tag = h >> 32;
+            let mut i = h as usize & mask;
+            loop {
+                let s = slots[i];
+                if s == EMPTY {
+                    slots[i] = tag << 32 | u64::from(rank);
+                    break;
+                }
+                if s >> 32 == tag && self.line(s as u32) == line {
+                    break;
+                }
+                i = (i + 1) & mask;
+            }
+        }
+        self.slots = slots;
+    }
+
+    /// The rank of merging `a` with `b`, if a line says so; `key` is scratch.
+    ///
+    /// llama.cpp splits each line at the first space after its first byte,
+    /// so `a` can only be a line's left side if it has no space after its
+    /// first byte.
+    pub(crate) fn rank(&self, a: &str, b: &str, key: &mut Vec<u8>) -> Option<u32> {
+        if self.slots.is_empty() || a.as_bytes().iter().skip(1).any(|&c| c == b' ') {
+            return None;
+        }
+        key.clear();
+        key.extend_from_slice(a.as_bytes());
+        key.push(b' ');
+        key.extend_from_slice(b.as_bytes());
+        let h = hash_bytes(key);
+        let tag = h >> 32;
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            let s = self.slots[i];
+            if s == EMPTY {
+                return None;
+            }
+            if s >> 32 == tag && self.line(s as u32) == key.as_slice() {
+                return Some(s as u32);
+            }
+            i = (i + 1) & mask;
+        }
+    }
 }
 
 /// The BPE model: merges and the pre-tokenizer.
 #[derive(Debug)]
 pub(crate) struct Bpe {
-    /// `(left id << 32 | right id)` → rank and merged token.
-    merges: HashMap<u64, Merge, BuildFx>,
-    /// Merges whose halves are not tokens (malformed vocabularies only), by text.
-    slow_merges: HashMap<(String, String), u32>,
+    merges: Merges,
     byte_char: [char; 256],
-    byte_token: [u32; 256],
     pre: PreTokenizer,
     ignore_merges: bool,
-}
-
-/// A fast hasher for integer keys.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct BuildFx;
-
-/// See [`BuildFx`].
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct FxHasher(u64);
-
-impl std::hash::BuildHasher for BuildFx {
-    type Hasher = FxHasher;
-    fn build_hasher(&self) -> FxHasher {
-        FxHasher(0)
-    }
-}
-
-impl std::hash::Hasher for FxHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 ^= super::vocab::hash_bytes(bytes);
-    }
-    fn write_u64(&mut self, x: u64) {
-        let h = (self.0.rotate_left(5) ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.0 = h ^ (h >> 29);
-    }
-}
-
-fn pair_key(a: u32, b: u32) -> u64 {
-    (u64::from(a) << 32) | u64::from(b)
 }
 
 /// One symbol of a word being merged: a byte range of the word.
@@ -105,48 +181,11 @@ struct Sym {
     len: u32,
     prev: i32,
     next: i32,
-    id: u32,
 }
 
-/// A candidate merge: (rank, left, right, merged length, result id); the
-/// heap pops the lowest rank, then the leftmost.
-type Bigram = (u32, u32, u32, u32, u32);
-
-/// Merges from which [`Bpe::new`] resolves the vocabulary ids on two threads.
-const PARALLEL_MERGES: usize = 8192;
-
-/// One merge line resolved against the vocabulary: the key of its two ids
-/// and the id of their concatenation, or, when a side is not a token, its
-/// two texts (looked up by text when encoding).
-enum Resolved<'m> {
-    Ids(u64, u32),
-    Texts(&'m str, &'m str),
-}
-
-/// Resolves merge lines, in order.
-fn resolve_merges<'m>(vocab: &Vocab, merges: &[&'m str]) -> Vec<Resolved<'m>> {
-    let mut cat = String::new();
-    merges
-        .iter()
-        .map(|&m| {
-            // llama.cpp splits at the first space after the first byte.
-            let split = m.as_bytes().iter().skip(1).position(|&c| c == b' ');
-            let (a, b) = match split {
-                Some(p) => (&m[..p + 1], &m[p + 2..]),
-                None => ("", ""),
-            };
-            match (vocab.get(a), vocab.get(b)) {
-                (Some(ia), Some(ib)) => {
-                    cat.clear();
-                    cat.push_str(a);
-                    cat.push_str(b);
-                    Resolved::Ids(pair_key(ia, ib), vocab.get(&cat).unwrap_or(NONE))
-                }
-                _ => Resolved::Texts(a, b),
-            }
-        })
-        .collect()
-}
+/// A candidate merge: (rank, left, right, merged length); the heap pops the
+/// lowest rank, then the leftmost.
+type Bigram = (u32, u32, u32, u32);
 
 /// Scratch space reused across the words of one encode call.
 #[derive(Default)]
@@ -155,74 +194,64 @@ pub(crate) struct BpeScratch {
     words: Vec<Range<usize>>,
     syms: Vec<Sym>,
     heap: BinaryHeap<Reverse<Bigram>>,
+    /// The word in GPT-2's byte characters, and where each byte's character starts.
     text: String,
+    text_off: Vec<u32>,
+    key: Vec<u8>,
+    /// Words seen in this call → their ids' range in `cached_ids`: text
+    /// repeats its words, and a word's tokens never depend on its context.
+    cache: HashMap<Box<[u8]>, (u32, u32), BuildHash>,
+    cached_ids: Vec<u32>,
+}
+
+/// Words a [`BpeScratch`] remembers before it starts over.
+const CACHE_WORDS: usize = 1 << 16;
+
+/// Hashes word bytes with [`hash_bytes`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BuildHash;
+
+/// See [`BuildHash`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BytesHasher(u64);
+
+impl BuildHasher for BuildHash {
+    type Hasher = BytesHasher;
+    fn build_hasher(&self) -> BytesHasher {
+        BytesHasher(0)
+    }
+}
+
+impl Hasher for BytesHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = self.0.rotate_left(5) ^ hash_bytes(bytes);
+    }
+}
+
+impl BpeScratch {
+    /// The text of bytes `start..start + len` of the current word.
+    fn sym_text(&self, start: u32, len: u32) -> &str {
+        let a = self.text_off.get(start as usize).copied().unwrap_or(0);
+        let b = self
+            .text_off
+            .get((start + len) as usize)
+            .copied()
+            .unwrap_or(0);
+        self.text.get(a as usize..b as usize).unwrap_or("")
+    }
 }
 
 impl Bpe {
-    /// Builds the model from merges ("a b" strings, rank = index).
-    pub(crate) fn new(
-        vocab: &Vocab,
-        merges: &[&str],
-        pre: PreTokenizer,
-        ignore_merges: bool,
-    ) -> Bpe {
-        let byte_char = byte_to_char_table();
-        let mut byte_token = [NONE; 256];
-        let mut tmp = [0u8; 4];
-        for (b, c) in byte_char.iter().enumerate() {
-            byte_token[b] = vocab.get(c.encode_utf8(&mut tmp)).unwrap_or(NONE);
-        }
-        // Three vocabulary lookups a merge, each a cache miss or two: for a
-        // real vocabulary (~50k merges) two threads share them, which takes
-        // several ms off the time to first token. The table is then filled
-        // in rank order, exactly as one thread would.
-        let resolved = if merges.len() >= PARALLEL_MERGES {
-            let (lo, hi) = merges.split_at(merges.len() / 2);
-            std::thread::scope(|s| {
-                let hi = s.spawn(|| resolve_merges(vocab, hi));
-                let mut all = resolve_merges(vocab, lo);
-                match hi.join() {
-                    Ok(h) => all.extend(h),
-                    Err(p) => std::panic::resume_unwind(p),
-                }
-                all
-            })
-        } else {
-            resolve_merges(vocab, merges)
-        };
-        let mut map: HashMap<u64, Merge, BuildFx> =
-            HashMap::with_capacity_and_hasher(resolved.len(), BuildFx);
-        let mut slow = HashMap::new();
-        for (rank, r) in resolved.into_iter().enumerate() {
-            let rank = u32::try_from(rank).unwrap_or(u32::MAX);
-            match r {
-                Resolved::Ids(key, result) => {
-                    map.entry(key).or_insert(Merge { rank, result });
-                }
-                Resolved::Texts(a, b) => {
-                    slow.entry((a.to_string(), b.to_string())).or_insert(rank);
-                }
-            }
-        }
+    /// Builds the model from indexed merges.
+    pub(crate) fn new(merges: Merges, pre: PreTokenizer, ignore_merges: bool) -> Bpe {
         Bpe {
-            merges: map,
-            slow_merges: slow,
-            byte_char,
-            byte_token,
+            merges,
+            byte_char: byte_to_char_table(),
             pre,
             ignore_merges,
-        }
-    }
-
-    /// The byte → char table.
-    pub(crate) fn byte_chars(&self) -> &[char; 256] {
-        &self.byte_char
-    }
-
-    fn encoded(&self, bytes: &[u8], out: &mut String) {
-        out.clear();
-        for &b in bytes {
-            out.push(self.byte_char[b as usize]);
         }
     }
 
@@ -238,61 +267,56 @@ impl Bpe {
         self.pre.split(text, &mut s.pre, &mut s.words)?;
         let words = std::mem::take(&mut s.words);
         for w in &words {
-            self.encode_word(vocab, &text.as_bytes()[w.clone()], s, out);
+            let word = &text.as_bytes()[w.clone()];
+            if let Some(&(a, b)) = s.cache.get(word) {
+                out.extend_from_slice(&s.cached_ids[a as usize..b as usize]);
+                continue;
+            }
+            let start = out.len();
+            self.encode_word(vocab, word, s, out);
+            if s.cache.len() >= CACHE_WORDS || s.cached_ids.len() >= u32::MAX as usize / 2 {
+                s.cache.clear();
+                s.cached_ids.clear();
+            }
+            let a = s.cached_ids.len() as u32;
+            s.cached_ids.extend_from_slice(&out[start..]);
+            s.cache.insert(word.into(), (a, s.cached_ids.len() as u32));
         }
         s.words = words;
         Ok(())
     }
 
-    fn lookup(
-        &self,
-        vocab: &Vocab,
-        s: &BpeScratch,
-        word: &[u8],
-        l: usize,
-        r: usize,
-    ) -> Option<Merge> {
-        let (a, b) = (s.syms[l], s.syms[r]);
-        if a.id != NONE && b.id != NONE {
-            return self.merges.get(&pair_key(a.id, b.id)).copied();
-        }
-        if self.slow_merges.is_empty() {
-            return None;
-        }
-        let mut ta = String::new();
-        let mut tb = String::new();
-        self.encoded(&word[a.start as usize..(a.start + a.len) as usize], &mut ta);
-        self.encoded(&word[b.start as usize..(b.start + b.len) as usize], &mut tb);
-        let rank = *self.slow_merges.get(&(ta.clone(), tb.clone()))?;
-        ta.push_str(&tb);
-        Some(Merge {
-            rank,
-            result: vocab.get(&ta).unwrap_or(NONE),
-        })
-    }
-
-    fn add_bigram(&self, vocab: &Vocab, s: &mut BpeScratch, word: &[u8], l: i32, r: i32) {
+    fn add_bigram(&self, s: &mut BpeScratch, l: i32, r: i32) {
         if l < 0 || r < 0 {
             return;
         }
-        let (l, r) = (l as usize, r as usize);
-        if let Some(m) = self.lookup(vocab, s, word, l, r) {
-            let size = s.syms[l].len + s.syms[r].len;
+        let (ls, rs) = (s.syms[l as usize], s.syms[r as usize]);
+        let mut key = std::mem::take(&mut s.key);
+        let rank = self.merges.rank(
+            s.sym_text(ls.start, ls.len),
+            s.sym_text(rs.start, rs.len),
+            &mut key,
+        );
+        s.key = key;
+        if let Some(rank) = rank {
             s.heap
-                .push(Reverse((m.rank, l as u32, r as u32, size, m.result)));
+                .push(Reverse((rank, l as u32, r as u32, ls.len + rs.len)));
         }
     }
 
     fn encode_word(&self, vocab: &Vocab, word: &[u8], s: &mut BpeScratch, out: &mut Vec<u32>) {
-        if word.is_empty() {
+        if word.is_empty() || word.len() >= i32::MAX as usize {
             return;
         }
+        s.text.clear();
+        s.text_off.clear();
+        for &b in word {
+            s.text_off.push(s.text.len() as u32);
+            s.text.push(self.byte_char[b as usize]);
+        }
+        s.text_off.push(s.text.len() as u32);
         if self.ignore_merges {
-            let mut t = std::mem::take(&mut s.text);
-            self.encoded(word, &mut t);
-            let id = vocab.get(&t);
-            s.text = t;
-            if let Some(id) = id {
+            if let Some(id) = vocab.get(&s.text) {
                 out.push(id);
                 return;
             }
@@ -300,19 +324,18 @@ impl Bpe {
         s.syms.clear();
         s.heap.clear();
         let n = word.len();
-        for (i, &b) in word.iter().enumerate() {
+        for i in 0..n {
             s.syms.push(Sym {
                 start: i as u32,
                 len: 1,
                 prev: i as i32 - 1,
                 next: if i + 1 == n { -1 } else { i as i32 + 1 },
-                id: self.byte_token[b as usize],
             });
         }
         for i in 1..n {
-            self.add_bigram(vocab, s, word, i as i32 - 1, i as i32);
+            self.add_bigram(s, i as i32 - 1, i as i32);
         }
-        while let Some(Reverse((_, l, r, size, result))) = s.heap.pop() {
+        while let Some(Reverse((_, l, r, size))) = s.heap.pop() {
             let (l, r) = (l as usize, r as usize);
             let (ls, rs) = (s.syms[l], s.syms[r]);
             // Skip pairs one of whose symbols has changed since.
@@ -320,15 +343,14 @@ impl Bpe {
                 continue;
             }
             s.syms[l].len += rs.len;
-            s.syms[l].id = result;
             s.syms[l].next = rs.next;
             s.syms[r].len = 0;
             if rs.next >= 0 {
                 s.syms[rs.next as usize].prev = l as i32;
             }
             let (prev, next) = (s.syms[l].prev, s.syms[l].next);
-            self.add_bigram(vocab, s, word, prev, l as i32);
-            self.add_bigram(vocab, s, word, l as i32, next);
+            self.add_bigram(s, prev, l as i32);
+            self.add_bigram(s, l as i32, next);
         }
         let mut i = 0i32;
         while i >= 0 {
@@ -337,23 +359,18 @@ impl Bpe {
             if sym.len == 0 {
                 continue;
             }
-            if sym.id != NONE {
-                out.push(sym.id);
+            let t = s.sym_text(sym.start, sym.len);
+            if let Some(id) = vocab.get(t) {
+                out.push(id);
                 continue;
             }
             // Not a token: llama.cpp emits each byte of the encoded text that
             // is a token by itself, and drops the rest.
-            let mut t = std::mem::take(&mut s.text);
-            self.encoded(
-                &word[sym.start as usize..(sym.start + sym.len) as usize],
-                &mut t,
-            );
             for &b in t.as_bytes() {
                 if let Some(id) = vocab.get_bytes(&[b]) {
                     out.push(id);
                 }
             }
-            s.text = t;
         }
     }
 }

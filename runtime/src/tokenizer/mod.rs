@@ -26,10 +26,9 @@ mod spm;
 mod unicode_data;
 mod vocab;
 
-use crate::gguf::Gguf;
+use crate::gguf::{Array, Gguf, ValueType};
 use crate::{Error, Result};
-use bpe::{Bpe, BpeScratch};
-use std::borrow::Cow;
+use bpe::{Bpe, BpeScratch, Merges};
 use vocab::Vocab;
 
 /// Token attribute bits (llama.cpp's `llama_token_attr`).
@@ -171,9 +170,8 @@ pub struct Tokenizer {
     attrs: Vec<u16>,
     model: Model,
     pre_name: String,
-    /// Decoded pieces (as for `special = true`), concatenated.
-    pieces: Vec<u8>,
-    piece_off: Vec<u32>,
+    /// Each token's output bytes as a normal token.
+    pieces: Pieces,
     /// Control/user-defined/unknown tokens, longest first.
     specials: Vec<u32>,
     eog: Vec<u32>,
@@ -294,6 +292,177 @@ fn byte_of_text(text: &str) -> u8 {
     v as u8
 }
 
+/// Every byte value, for byte tokens' one-byte pieces.
+static BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Vocabularies from which [`Tokenizer::build`] uses two threads.
+const PARALLEL_BUILD: usize = 8192;
+
+/// Where token texts or merge lines come from: plain data, or a GGUF
+/// array read in place.
+#[derive(Clone, Copy)]
+enum Lines<'p, 'a> {
+    Slice(&'p [&'a str]),
+    Gguf(&'p Array<'a>),
+}
+
+impl Lines<'_, '_> {
+    fn len(&self) -> usize {
+        match self {
+            Lines::Slice(s) => s.len(),
+            Lines::Gguf(a) => a.len(),
+        }
+    }
+
+    /// Bytes of text in all (a capacity hint).
+    fn text_bytes(&self) -> usize {
+        match self {
+            Lines::Slice(s) => s.iter().map(|t| t.len()).sum(),
+            Lines::Gguf(a) => a.raw().len().saturating_sub(8 * a.len()),
+        }
+    }
+
+    /// Each element as bytes.
+    ///
+    /// # Errors
+    /// [`Error::Gguf`] for an array whose elements are not strings or are
+    /// cut short.
+    fn for_each(&self, mut f: impl FnMut(usize, &[u8]) -> Result<()>) -> Result<()> {
+        match *self {
+            Lines::Slice(s) => s
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, t)| f(i, t.as_bytes())),
+            Lines::Gguf(a) => {
+                let bad = |msg: String| Error::Gguf {
+                    offset: a.offset(),
+                    msg,
+                };
+                if a.elem_type() != ValueType::String {
+                    return Err(bad(format!(
+                        "expected an array of strings, found elements of type {}",
+                        a.elem_type().name()
+                    )));
+                }
+                let mut n = 0;
+                for (i, b) in a.iter_bytes().enumerate() {
+                    f(i, b)?;
+                    n += 1;
+                }
+                if n != a.len() {
+                    return Err(bad(format!(
+                        "the array of {} strings ends after {n}",
+                        a.len()
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Each token's text, as the vocabulary keeps it: text that is not UTF-8
+/// lossily, and an empty text renamed as llama.cpp does, so that it can't
+/// match anything.
+fn for_each_token(tokens: Lines<'_, '_>, mut f: impl FnMut(&str)) -> Result<()> {
+    let mut name = String::new();
+    tokens.for_each(|i, b| {
+        if b.is_empty() {
+            name.clear();
+            name.push_str(&format!("[EMPTY_{i}]"));
+            f(&name);
+        } else {
+            f(&String::from_utf8_lossy(b));
+        }
+        Ok(())
+    })
+}
+
+/// Each merge line.
+///
+/// # Errors
+/// [`Error::Tokenizer`] for a line that is not UTF-8.
+fn for_each_merge(merges: Lines<'_, '_>, mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    merges.for_each(|i, b| match std::str::from_utf8(b) {
+        Ok(line) => f(line),
+        Err(_) => Err(Error::Tokenizer(format!(
+            "tokenizer.ggml.merges: line {i} is not UTF-8"
+        ))),
+    })
+}
+
+/// Every token's bytes as output for a normal token (the token's attributes
+/// choose between these, its text and a byte when decoding), concatenated.
+#[derive(Debug, Default)]
+struct Pieces {
+    bytes: Vec<u8>,
+    off: Vec<u32>,
+}
+
+impl Pieces {
+    fn build(kind: TokenizerKind, vocab: &Vocab) -> Pieces {
+        let mut bytes = Vec::with_capacity(vocab.text_bytes());
+        let mut off = Vec::with_capacity(vocab.len() + 1);
+        off.push(0u32);
+        let inv = match kind {
+            TokenizerKind::Bpe => bpe::char_to_byte_table(&bpe::byte_to_char_table()),
+            TokenizerKind::Spm => Vec::new(),
+        };
+        for id in 0..vocab.len() as u32 {
+            let text = vocab.text(id);
+            match kind {
+                TokenizerKind::Spm => {
+                    for (j, part) in text.split('\u{2581}').enumerate() {
+                        if j > 0 {
+                            bytes.push(b' ');
+                        }
+                        bytes.extend_from_slice(part.as_bytes());
+                    }
+                }
+                // Printable ASCII stands for itself in GPT-2's byte map.
+                TokenizerKind::Bpe if text.bytes().all(|b| (0x21..=0x7E).contains(&b)) => {
+                    bytes.extend_from_slice(text.as_bytes());
+                }
+                TokenizerKind::Bpe => {
+                    for c in text.chars() {
+                        match inv.get(c as usize) {
+                            Some(&b) if b >= 0 => bytes.push(b as u8),
+                            _ => {
+                                // llama.cpp's marker for a char outside the byte map.
+                                let mut u = [0u8; 4];
+                                bytes.extend_from_slice(b"[UNK_BYTE_0x");
+                                for x in c.encode_utf8(&mut u).as_bytes() {
+                                    bytes.extend_from_slice(format!("{x:02x}").as_bytes());
+                                }
+                                bytes.extend_from_slice(text.as_bytes());
+                                bytes.push(b']');
+                            }
+                        }
+                    }
+                }
+            }
+            off.push(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+        }
+        Pieces { bytes, off }
+    }
+
+    /// Token `i`'s bytes (empty out of range).
+    fn get(&self, i: usize) -> &[u8] {
+        match (self.off.get(i), self.off.get(i + 1)) {
+            (Some(&a), Some(&b)) => self.bytes.get(a as usize..b as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+}
+
 impl Tokenizer {
     /// Builds the tokenizer from a GGUF's `tokenizer.*` metadata.
     ///
@@ -302,49 +471,16 @@ impl Tokenizer {
     /// unsupported model; metadata type errors as the GGUF reader reports them.
     pub fn from_gguf(g: &Gguf<'_>) -> Result<Tokenizer> {
         let model = g.str("tokenizer.ggml.model")?;
-        let tokens_arr = g.array("tokenizer.ggml.tokens")?;
-        // The merges are read (and checked as UTF-8) on a second thread
-        // while this one reads the tokens: each is ~50k strings.
-        let read_merges = || -> Result<Vec<&str>> {
-            match g.get("tokenizer.ggml.merges") {
-                Some(_) => g
-                    .array("tokenizer.ggml.merges")?
-                    .iter_str()
-                    .collect::<Result<Vec<_>>>(),
-                None => Ok(Vec::new()),
+        let tokens = g.array("tokenizer.ggml.tokens")?;
+        let merges = match g.get("tokenizer.ggml.merges") {
+            Some(_) => Some(g.array("tokenizer.ggml.merges")?),
+            None if model == "gpt2" => {
+                return Err(Error::Tokenizer(
+                    "the model has no tokenizer.ggml.merges".into(),
+                ))
             }
+            None => None,
         };
-        let (tokens_read, merges) = std::thread::scope(|s| {
-            let merges = s.spawn(read_merges);
-            let tokens = tokens_arr.iter_str().collect::<Result<Vec<_>>>();
-            match merges.join() {
-                Ok(m) => (tokens, m),
-                Err(p) => std::panic::resume_unwind(p),
-            }
-        });
-        let merges = merges?;
-        let owned: Vec<String>;
-        let tokens: Vec<&str> = match tokens_read {
-            Ok(v) => v,
-            Err(_) => {
-                // Tokens that are not UTF-8: keep them, lossily, as text.
-                owned = tokens_arr
-                    .iter_bytes()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .collect();
-                if owned.len() != tokens_arr.len() {
-                    return Err(Error::Tokenizer(
-                        "tokenizer.ggml.tokens is malformed".into(),
-                    ));
-                }
-                owned.iter().map(String::as_str).collect()
-            }
-        };
-        if model == "gpt2" && g.get("tokenizer.ggml.merges").is_none() {
-            return Err(Error::Tokenizer(
-                "the model has no tokenizer.ggml.merges".into(),
-            ));
-        }
         let id = |k: &str| -> Result<Option<u32>> {
             // llama.cpp reads these as u32; a negative (e.g. -1) means "none".
             match g.get(k) {
@@ -373,10 +509,10 @@ impl Tokenizer {
         let parts = TokenizerParts {
             model,
             pre: g.opt("tokenizer.ggml.pre", |g, k| g.str(k))?,
-            tokens,
+            tokens: Vec::new(),
             scores,
             token_types,
-            merges,
+            merges: Vec::new(),
             bos: id("tokenizer.ggml.bos_token_id")?,
             eos: id("tokenizer.ggml.eos_token_id")?,
             eot: id("tokenizer.ggml.eot_token_id")?,
@@ -403,7 +539,8 @@ impl Tokenizer {
             add_space_prefix: flag("tokenizer.ggml.add_space_prefix")?,
             model_name: g.opt("general.name", |g, k| g.str(k)).ok().flatten(),
         };
-        Tokenizer::from_parts(parts)
+        let merges = merges.map_or(Lines::Slice(&[]), Lines::Gguf);
+        Tokenizer::build(&parts, Lines::Gguf(tokens), merges)
     }
 
     /// Builds the tokenizer from plain data (see [`TokenizerParts`]).
@@ -412,7 +549,21 @@ impl Tokenizer {
     /// [`Error::Tokenizer`] for an empty vocabulary, an unknown model, arrays
     /// shorter than the vocabulary, or BOS/EOS required but absent.
     pub fn from_parts(parts: TokenizerParts<'_>) -> Result<Tokenizer> {
-        let n = parts.tokens.len();
+        Tokenizer::build(
+            &parts,
+            Lines::Slice(&parts.tokens),
+            Lines::Slice(&parts.merges),
+        )
+    }
+
+    /// Builds from `parts`, whose texts and merge lines come from `tokens`
+    /// and `merges`.
+    fn build(
+        parts: &TokenizerParts<'_>,
+        tokens: Lines<'_, '_>,
+        merges: Lines<'_, '_>,
+    ) -> Result<Tokenizer> {
+        let n = tokens.len();
         if n == 0 {
             return Err(Error::Tokenizer("the vocabulary is empty".into()));
         }
@@ -429,20 +580,38 @@ impl Tokenizer {
             }
         };
 
-        // Texts (llama.cpp renames empty tokens so they can't match anything).
-        let texts: Vec<Cow<'_, str>> = parts
-            .tokens
-            .iter()
-            .enumerate()
-            .map(|(i, &t)| {
-                if t.is_empty() {
-                    Cow::Owned(format!("[EMPTY_{i}]"))
-                } else {
-                    Cow::Borrowed(t)
+        // The vocabulary and its output pieces on this thread, the merges
+        // (~50k lines) on another: this is on the path to the first token,
+        // since the prompt must be tokenized.
+        let vocab_part = || -> Result<(Vocab, Vec<u32>, Pieces)> {
+            let mut v = Vocab::with_capacity(n, tokens.text_bytes());
+            for_each_token(tokens, |t| v.push(t))?;
+            let dups = v.index();
+            let pieces = Pieces::build(kind, &v);
+            Ok((v, dups, pieces))
+        };
+        let side_part = || -> Result<Merges> {
+            let mut m = Merges::with_capacity(merges.len(), merges.text_bytes());
+            if kind == TokenizerKind::Bpe {
+                for_each_merge(merges, |line| m.push(line))?;
+                m.index();
+            }
+            Ok(m)
+        };
+        let (vocab_part, side_part) = if n >= PARALLEL_BUILD {
+            std::thread::scope(|s| {
+                let side = s.spawn(side_part);
+                let v = vocab_part();
+                match side.join() {
+                    Ok(side) => (v, side),
+                    Err(p) => std::panic::resume_unwind(p),
                 }
             })
-            .collect();
-        let (vocab, dups) = Vocab::new(texts.iter().map(|t| t.as_ref()));
+        } else {
+            (vocab_part(), side_part())
+        };
+        let (vocab, dups, pieces) = vocab_part?;
+        let merges = side_part?;
         if let Some(&d) = dups.first() {
             log::warn!(
                 "tokenizer: {} duplicate token text(s), e.g. id {d} {:?}; the first id wins",
@@ -643,12 +812,7 @@ impl Tokenizer {
             TokenizerKind::Bpe => {
                 let cfg = bpe_cfg.ok_or_else(|| Error::Tokenizer("no pre-tokenizer".into()))?;
                 let pre = pretokenize::PreTokenizer::new(&cfg)?;
-                Model::Bpe(Box::new(Bpe::new(
-                    &vocab,
-                    &parts.merges,
-                    pre,
-                    cfg.ignore_merges,
-                )))
+                Model::Bpe(Box::new(Bpe::new(merges, pre, cfg.ignore_merges)))
             }
             TokenizerKind::Spm => {
                 let scores = match &parts.scores {
@@ -676,8 +840,7 @@ impl Tokenizer {
             attrs,
             model,
             pre_name,
-            pieces: Vec::new(),
-            piece_off: Vec::new(),
+            pieces,
             specials,
             eog,
             bos,
@@ -691,7 +854,6 @@ impl Tokenizer {
             add_space_prefix,
             clean_spaces,
         };
-        tok.build_pieces();
 
         // Per-model token attributes llama.cpp sets by name.
         if let Some(name) = parts.model_name {
@@ -711,59 +873,6 @@ impl Tokenizer {
             }
         }
         Ok(tok)
-    }
-
-    fn build_pieces(&mut self) {
-        let n = self.vocab.len();
-        let mut pieces = Vec::with_capacity(n * 6);
-        let mut off = Vec::with_capacity(n + 1);
-        off.push(0u32);
-        let inv = match &self.model {
-            Model::Bpe(b) => bpe::char_to_byte_table(b.byte_chars()),
-            Model::Spm { .. } => Vec::new(),
-        };
-        for id in 0..n as u32 {
-            let a = self.attrs[id as usize];
-            let text = self.vocab.text(id);
-            if a & (attr::UNKNOWN | attr::CONTROL | attr::USER_DEFINED) != 0 {
-                pieces.extend_from_slice(text.as_bytes());
-            } else if a & attr::NORMAL != 0 {
-                match &self.model {
-                    Model::Spm { .. } => {
-                        for c in text.chars() {
-                            if c == '\u{2581}' {
-                                pieces.push(b' ');
-                            } else {
-                                let mut b = [0u8; 4];
-                                pieces.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
-                            }
-                        }
-                    }
-                    Model::Bpe(_) => {
-                        for c in text.chars() {
-                            match inv.get(c as usize) {
-                                Some(&b) if b >= 0 => pieces.push(b as u8),
-                                _ => {
-                                    // llama.cpp's marker for a char outside the byte map.
-                                    let mut u = [0u8; 4];
-                                    pieces.extend_from_slice(b"[UNK_BYTE_0x");
-                                    for x in c.encode_utf8(&mut u).as_bytes() {
-                                        pieces.extend_from_slice(format!("{x:02x}").as_bytes());
-                                    }
-                                    pieces.extend_from_slice(text.as_bytes());
-                                    pieces.push(b']');
-                                }
-                            }
-                        }
-                    }
-                }
-            } else if a & attr::BYTE != 0 {
-                pieces.push(byte_of_text(text));
-            }
-            off.push(u32::try_from(pieces.len()).unwrap_or(u32::MAX));
-        }
-        self.pieces = pieces;
-        self.piece_off = off;
     }
 
     /// Splits out special tokens, as llama.cpp's `tokenizer_st_partition`.
@@ -911,11 +1020,19 @@ impl Tokenizer {
     /// [`Error::Input`] for an id out of range.
     pub fn token_to_piece(&self, id: u32, special: bool) -> Result<&[u8]> {
         let i = self.check(id)?;
-        if !special && self.attrs[i] & (attr::UNKNOWN | attr::CONTROL) != 0 {
-            return Ok(&[]);
-        }
-        let (a, b) = (self.piece_off[i] as usize, self.piece_off[i + 1] as usize);
-        Ok(self.pieces.get(a..b).unwrap_or(&[]))
+        let a = self.attrs[i];
+        Ok(if a & (attr::UNKNOWN | attr::CONTROL) != 0 && !special {
+            &[]
+        } else if a & (attr::UNKNOWN | attr::CONTROL | attr::USER_DEFINED) != 0 {
+            self.vocab.text(id).as_bytes()
+        } else if a & attr::NORMAL != 0 {
+            self.pieces.get(i)
+        } else if a & attr::BYTE != 0 {
+            let b = usize::from(byte_of_text(self.vocab.text(id)));
+            &BYTES[b..b + 1]
+        } else {
+            &[]
+        })
     }
 
     /// Turns ids back into text, as llama.cpp's `llama_detokenize`.

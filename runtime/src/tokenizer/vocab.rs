@@ -35,44 +35,70 @@ pub(crate) struct Vocab {
 
 impl Vocab {
     /// Builds from texts; duplicates keep their first id (reported back).
+    #[cfg(test)]
     pub(crate) fn new<'s>(texts: impl ExactSizeIterator<Item = &'s str>) -> (Vocab, Vec<u32>) {
-        let n = texts.len();
-        let mut v = Vocab {
-            buf: String::new(),
-            off: Vec::with_capacity(n + 1),
-            slots: Vec::new(),
-        };
-        v.off.push(0);
+        let mut v = Vocab::with_capacity(texts.len(), 0);
         for t in texts {
-            v.buf.push_str(t);
-            v.off.push(u32::try_from(v.buf.len()).unwrap_or(u32::MAX));
+            v.push(t);
         }
+        let dups = v.index();
+        (v, dups)
+    }
+
+    /// An empty vocabulary with room for `n` texts of `bytes` bytes in all.
+    pub(crate) fn with_capacity(n: usize, bytes: usize) -> Vocab {
+        let mut off = Vec::with_capacity(n + 1);
+        off.push(0);
+        Vocab {
+            buf: String::with_capacity(bytes),
+            off,
+            slots: Vec::new(),
+        }
+    }
+
+    /// Appends the text of the next id (not yet indexed: call [`Vocab::index`]).
+    pub(crate) fn push(&mut self, text: &str) {
+        self.buf.push_str(text);
+        self.off
+            .push(u32::try_from(self.buf.len()).unwrap_or(u32::MAX));
+    }
+
+    /// Indexes every text pushed; duplicates keep their first id and are
+    /// returned.
+    pub(crate) fn index(&mut self) -> Vec<u32> {
+        let n = self.len();
         let cap = (n * 2).max(8).next_power_of_two();
-        v.slots = vec![EMPTY; cap];
+        let mut slots = vec![EMPTY; cap];
+        let mask = cap - 1;
         let mut dups = Vec::new();
         for id in 0..n as u32 {
-            let text = v.text(id);
-            let mask = v.slots.len() - 1;
+            let text = self.text(id);
             let mut i = hash_bytes(text.as_bytes()) as usize & mask;
             loop {
-                let s = v.slots[i];
+                let s = slots[i];
                 if s == EMPTY {
-                    v.slots[i] = id;
+                    slots[i] = id;
                     break;
                 }
-                if v.text(s) == text {
+                if self.text(s) == text {
                     dups.push(id);
                     break;
                 }
                 i = (i + 1) & mask;
             }
         }
-        (v, dups)
+        self.slots = slots;
+        dups
     }
 
     /// Number of tokens.
     pub(crate) fn len(&self) -> usize {
         self.off.len().saturating_sub(1)
+    }
+
+    /// Bytes of text in all.
+    pub(crate) fn text_bytes(&self) -> usize {
+        self.buf.len()
     }
 
     /// The text of a token (empty for an id out of range).
