@@ -1,5 +1,7 @@
 //! The executor: runs the forward pass on a planned arena, with a small team
-//! of threads that split matrix rows and attention heads.
+//! of threads that share matrix rows (in chunks each thread takes as it
+//! finishes the last, so a thread the OS slows down does fewer) and
+//! attention heads.
 //!
 //! All working memory comes from the [`Plan`]'s one arena, allocated when the
 //! [`Session`] is made (or handed in by the caller). Evaluating tokens
@@ -10,7 +12,7 @@ use crate::model::{Model, RopeMode, Weight};
 use crate::ops;
 use crate::plan::{KvType, Plan, PlanConfig, Region};
 use crate::{Error, GgmlType, Result};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::Thread;
 
@@ -191,6 +193,10 @@ impl<'m> Session<'m> {
             job: Mutex::new(Job::Idle),
             gen: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+            chunk_at: (0..MAX_JOB_WEIGHTS * CHUNKS_PER_THREAD * n_threads)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             sleeping: (0..n_threads).map(|_| AtomicBool::new(false)).collect(),
             failed: Mutex::new(None),
         };
@@ -326,6 +332,11 @@ struct Shared<'a> {
     job: Mutex<Job>,
     gen: AtomicUsize,
     done: AtomicUsize,
+    /// The next chunk of the running matmul job for a thread to take.
+    next: AtomicUsize,
+    /// Where each chunk of the running matmul job was written: the thread
+    /// and the offset in its output buffer ([`pack_at`]).
+    chunk_at: Vec<AtomicU64>,
     sleeping: Vec<AtomicBool>,
     failed: Mutex<Option<Error>>,
 }
@@ -399,22 +410,7 @@ impl Shared<'_> {
                 count,
                 n,
                 swiglu,
-            } => {
-                let mut at = 0;
-                let mut r = Ok(());
-                for w in &ws[..count] {
-                    r = r.and_then(|_| self.matmul_share(w, n, tid, at));
-                    at += share(w.rows, tid, self.n_threads).len() * n;
-                }
-                if swiglu && r.is_ok() {
-                    // Elementwise, so the same bits as over the gathered rows.
-                    let len = share(ws[0].rows, tid, self.n_threads).len() * n;
-                    let mut out = lock(&self.outs[tid]);
-                    let (g, u) = out.split_at_mut(len);
-                    ops::swiglu(g, &u[..len]);
-                }
-                r
-            }
+            } => self.matmul_chunks(&ws[..count.min(MAX_JOB_WEIGHTS)], n, swiglu, tid),
             Job::Attn { layer, n, pos0 } => self.attn_share(layer, n, pos0, tid),
             Job::AttnScores { layer, pos0 } => self.scores_share(layer, pos0, tid),
             Job::AttnValues { layer, pos0 } => self.values_share(layer, pos0, tid),
@@ -425,28 +421,77 @@ impl Shared<'_> {
         }
     }
 
-    /// This thread's share of `W · xq`, written at `at` in its output buffer.
-    fn matmul_share(&self, w: &Weight, n: usize, tid: usize, at: usize) -> Result<()> {
-        let rows = share(w.rows, tid, self.n_threads);
+    /// Chunks of `W · xq` for each weight of a matmul job, taken one at a
+    /// time from a shared counter until none is left, so that a thread the
+    /// OS slows down (another tenant, a little core, a throttled one) does
+    /// fewer. Each is written after this thread's previous one in its output
+    /// buffer, and [`gather`] finds it through `chunk_at`. A row's result
+    /// does not depend on the chunk or thread that computes it.
+    ///
+    /// With `swiglu` (gate and up, the same rows) a chunk is the same rows
+    /// of both, and SwiGLU is applied to it, into the gate's rows.
+    fn matmul_chunks(&self, ws: &[Weight], n: usize, swiglu: bool, tid: usize) -> Result<()> {
+        let t = self.n_threads;
+        let chunked = if swiglu { &ws[..1] } else { ws };
+        let total: usize = chunked.iter().map(|w| n_chunks(w.rows, t)).sum();
+        let xq = read(&self.xq);
+        let xq: &[u8] = bytemuck::cast_slice(&xq[..]);
+        let mut out = lock(&self.outs[tid]);
+        let mut tr = lock(&self.trs[tid]);
+        let mut at = 0;
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= total {
+                return Ok(());
+            }
+            // Weight `wi`'s chunk `c`.
+            let (mut wi, mut c) = (0, i);
+            while c >= n_chunks(chunked[wi].rows, t) {
+                c -= n_chunks(chunked[wi].rows, t);
+                wi += 1;
+            }
+            let w = &chunked[wi];
+            let rows = chunk(w.rows, t, c);
+            let len = rows.len() * n;
+            let need = if swiglu { 2 * len } else { len };
+            let y = out
+                .get_mut(at..at + need)
+                .ok_or_else(|| Error::Input("the plan's matmul output is too small".into()))?;
+            let (g, u) = y.split_at_mut(len);
+            self.matmul_rows(w, rows.clone(), n, xq, g, &mut tr)?;
+            if swiglu {
+                self.matmul_rows(&ws[1], rows, n, xq, u, &mut tr)?;
+                ops::swiglu(g, u);
+            }
+            self.chunk_at[i].store(pack_at(tid, at), Ordering::Relaxed);
+            at += need;
+        }
+    }
+
+    /// `W[rows] · xq` for `n` activation rows into `y`, `[token][row]`.
+    fn matmul_rows(
+        &self,
+        w: &Weight,
+        rows: std::ops::Range<usize>,
+        n: usize,
+        xq: &[u8],
+        y: &mut [f32],
+        tr: &mut [f32],
+    ) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
         let vt = ember_quant::vec_dot_type(w.ty).unwrap_or(GgmlType::F32);
         let rb = vt.row_bytes(w.k as u64).unwrap_or(0) as usize;
-        let xq = read(&self.xq);
-        let xq: &[u8] = bytemuck::cast_slice(&xq[..]);
         let x = &xq[..n * rb];
-        let mut out = lock(&self.outs[tid]);
         let len = rows.len();
-        let y = &mut out[at..at + len * n];
         let data = self.model.data(w);
         if n == 1 {
             ember_quant::gemv(w.ty, data, w.k, rows, x, y)?;
         } else {
             // The gemm writes `[row][token]`; the output is kept
-            // `[token][row]`, transposed here by each thread for its own
-            // rows, so that `gather` only copies.
-            let mut tr = lock(&self.trs[tid]);
+            // `[token][row]`, transposed here by the thread that computed
+            // it, so that `gather` only copies.
             let t = &mut tr[..len * n];
             ember_quant::gemm(w.ty, data, w.k, rows, x, n, t)?;
             transpose(t, len, n, y);
@@ -735,6 +780,7 @@ impl Exec<'_, '_> {
     fn post(&mut self, job: Job) {
         let sh = self.sh;
         *lock(&sh.job) = job;
+        sh.next.store(0, Ordering::Relaxed);
         sh.done.store(0, Ordering::Release);
         sh.gen.fetch_add(1, Ordering::AcqRel);
         for (i, t) in self.threads.iter().enumerate() {
@@ -812,14 +858,17 @@ impl Exec<'_, '_> {
         });
         self.check_failed()?;
         let sh = self.sh;
-        let mut at = [0usize; MAX_THREADS_GATHER];
+        // The chunks are numbered weight after weight (see `matmul_chunks`).
+        let mut first = 0;
         let gathered = if swiglu { &jobs[..1] } else { jobs };
         for &(w, out) in gathered {
+            let at = first;
+            first += n_chunks(w.rows, sh.n_threads);
             let y: &mut [f32] = match out {
                 Out::Q => {
                     // Copy under the lock that attention readers use.
                     let mut q = write(&sh.q);
-                    gather(sh, &w, n, &mut q[..], &mut at);
+                    gather(sh, &w, at, n, &mut q[..]);
                     continue;
                 }
                 Out::K => self.k,
@@ -829,7 +878,7 @@ impl Exec<'_, '_> {
                 Out::Xb => self.xb,
                 Out::Logits => self.logits,
             };
-            gather(sh, &w, n, y, &mut at);
+            gather(sh, &w, at, n, y);
         }
         Ok(())
     }
@@ -1063,21 +1112,67 @@ enum Out {
 /// Most threads [`gather`] tracks offsets for (the plan caps threads at this).
 pub const MAX_THREADS_GATHER: usize = 256;
 
+/// Most weights in one matmul job (q, k and v).
+const MAX_JOB_WEIGHTS: usize = 3;
+/// Chunks of each weight per thread, about: enough that a thread the OS
+/// slows down hands its rows to the others, few enough that a chunk is
+/// still whole gemm tiles.
+const CHUNKS_PER_THREAD: usize = 4;
+/// Chunk rows are multiples of this (the gemm tiles' rows).
+const CHUNK_ALIGN: usize = 32;
+
+/// Rows per chunk when `t` threads share a weight of `rows` rows: all of
+/// them for one thread.
+pub(crate) fn chunk_rows(rows: usize, t: usize) -> usize {
+    if t <= 1 {
+        rows.max(1)
+    } else {
+        rows.div_ceil(t * CHUNKS_PER_THREAD)
+            .next_multiple_of(CHUNK_ALIGN)
+            .max(CHUNK_ALIGN)
+    }
+}
+
+/// Chunks of a weight of `rows` rows (at most `CHUNKS_PER_THREAD × t`).
+fn n_chunks(rows: usize, t: usize) -> usize {
+    rows.div_ceil(chunk_rows(rows, t))
+}
+
+/// The rows of chunk `c`.
+fn chunk(rows: usize, t: usize, c: usize) -> std::ops::Range<usize> {
+    let cr = chunk_rows(rows, t);
+    (c * cr).min(rows)..((c + 1) * cr).min(rows)
+}
+
+fn pack_at(tid: usize, at: usize) -> u64 {
+    ((tid as u64) << 40) | at as u64
+}
+
+fn unpack_at(x: u64) -> (usize, usize) {
+    ((x >> 40) as usize, (x & ((1 << 40) - 1)) as usize)
+}
+
 /// Copies the threads' matmul outputs (`[token][row]` for each thread's
 /// rows, at offset `at[tid]` in its buffer) into `y` (`n × rows`),
 /// advancing `at`.
-fn gather(sh: &Shared<'_>, w: &Weight, n: usize, y: &mut [f32], at: &mut [usize]) {
-    for tid in 0..sh.n_threads {
-        let rows = share(w.rows, tid, sh.n_threads);
-        if rows.is_empty() {
-            continue;
-        }
-        let out = lock(&sh.outs[tid]);
-        let o = &out[at[tid]..at[tid] + rows.len() * n];
-        at[tid] += rows.len() * n;
-        // `[token][row]` (see `Shared::matmul_share`): one copy per token.
+fn gather(sh: &Shared<'_>, w: &Weight, first: usize, n: usize, y: &mut [f32]) {
+    let t = sh.n_threads;
+    for c in 0..n_chunks(w.rows, t) {
+        let rows = chunk(w.rows, t, c);
         let len = rows.len();
-        for (j, src) in o.chunks_exact(len).enumerate() {
+        let Some(slot) = sh.chunk_at.get(first + c) else {
+            return;
+        };
+        let (tid, at) = unpack_at(slot.load(Ordering::Relaxed));
+        let Some(out) = sh.outs.get(tid) else {
+            continue;
+        };
+        let out = lock(out);
+        let Some(o) = out.get(at..at + len * n) else {
+            continue;
+        };
+        // `[token][row]` (see `Shared::matmul_rows`): one copy per token.
+        for (j, src) in o.chunks_exact(len.max(1)).enumerate() {
             let at = j * w.rows + rows.start;
             y[at..at + len].copy_from_slice(src);
         }

@@ -188,15 +188,15 @@ impl Plan {
         xq_row = xq_row.max(max_act_row_bytes(model, d, &[&model.output])?);
         let xq_f32 = (n_batch * xq_row).div_ceil(4);
 
-        // Per-thread matmul output: a thread's share of rows × columns, plus slack for rounding.
-        let share = |rows: usize| rows.div_ceil(t) + 4;
+        // Per-thread matmul output. The threads take chunks of rows as they
+        // go, so one may do all of a job: every row of a job × the batch.
         // Fused jobs: q, k and v together; gate and up together.
-        let inner_rows = (qd + 2 * kvd + 8).max(2 * ff + 8).max(d);
-        let mut out = share(inner_rows) * n_batch;
-        out = out.max(share(nv) * n_logits);
-        // One weight's share × the batch, before it is transposed.
+        let inner_rows = (qd + 2 * kvd).max(2 * ff).max(d);
+        let mut out = (inner_rows * n_batch).max(nv * n_logits);
+        // One chunk × the batch, before it is transposed.
+        let chunk = |rows: usize| crate::exec::chunk_rows(rows, t).min(rows);
         let tr = if n_batch > 1 {
-            (share(qd.max(kvd).max(ff).max(d)) * n_batch).max(share(nv) * n_logits)
+            (chunk(qd.max(kvd).max(ff).max(d)) * n_batch).max(chunk(nv) * n_logits)
         } else {
             0
         };
