@@ -15,7 +15,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ember_quant::{gemm_with, gemv_with, quantize_row, vec_dot_type, GgmlType, Tier};
+use ember_quant::{
+    gemm_with, gemv_with, quantize_row, quantize_row_act_with, vec_dot_type, GgmlType, Tier,
+};
 
 const FORMATS: [GgmlType; 9] = [
     GgmlType::Q4_1,
@@ -124,6 +126,37 @@ fn gemv_benches(c: &mut Criterion) {
                     },
                 );
             }
+        }
+        g.finish();
+    }
+}
+
+/// Activation quantization (`quantize_row_act`): serial on the main thread
+/// between a prompt batch's matmuls, once per weight input and token.
+fn act_quant_benches(c: &mut Criterion) {
+    // A 64-token batch of the FFN's widest input (1536).
+    let (n, k) = (64, 1536);
+    let x = floats(n * k, 5);
+    for ty in [GgmlType::Q8_0, GgmlType::Q8_1] {
+        let mut g = c.benchmark_group(format!("quantize_act/{ty}"));
+        g.sample_size(20)
+            .warm_up_time(Duration::from_millis(200))
+            .measurement_time(Duration::from_millis(500));
+        g.throughput(Throughput::Bytes((4 * n * k) as u64));
+        let rb = ty.row_bytes(k as u64).unwrap() as usize;
+        let mut out = vec![0u8; n * rb];
+        for t in tiers() {
+            g.bench_with_input(
+                BenchmarkId::new(t.name(), format!("{n}x{k}")),
+                &(),
+                |b, _| {
+                    b.iter(|| {
+                        for (src, dst) in x.chunks_exact(k).zip(out.chunks_exact_mut(rb)) {
+                            quantize_row_act_with(t, ty, black_box(src), dst).unwrap();
+                        }
+                    })
+                },
+            );
         }
         g.finish();
     }
@@ -363,5 +396,12 @@ fn summary(_c: &mut Criterion) {
     println!();
 }
 
-criterion_group!(benches, summary, sweep_benches, gemv_benches, gemm_benches);
+criterion_group!(
+    benches,
+    summary,
+    sweep_benches,
+    gemv_benches,
+    gemm_benches,
+    act_quant_benches
+);
 criterion_main!(benches);

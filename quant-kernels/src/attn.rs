@@ -589,15 +589,23 @@ fn write_row(
     }
     let src = &src[..hd];
     match ty {
-        GgmlType::F16 | GgmlType::F32 => {
-            let es = pb / hd.max(1);
-            for (d, &x) in src.iter().enumerate() {
-                let at = if key { d * KV_CHUNK + j } else { j * hd + d } * es;
-                if es == 2 {
-                    chunk[at..at + 2].copy_from_slice(&crate::fp::f32_to_f16(x));
-                } else {
-                    chunk[at..at + 4].copy_from_slice(&x.to_le_bytes());
+        GgmlType::F16 => {
+            // Converted 64 at a time on the dispatched tier.
+            let mut h = [0u16; 64];
+            for (c, part) in src.chunks(64).enumerate() {
+                let h = &mut h[..part.len()];
+                crate::vecops::f32_to_f16(part, h);
+                for (i, &x) in h.iter().enumerate() {
+                    let d = c * 64 + i;
+                    let at = if key { d * KV_CHUNK + j } else { j * hd + d } * 2;
+                    chunk[at..at + 2].copy_from_slice(&x.to_le_bytes());
                 }
+            }
+        }
+        GgmlType::F32 => {
+            for (d, &x) in src.iter().enumerate() {
+                let at = if key { d * KV_CHUNK + j } else { j * hd + d } * 4;
+                chunk[at..at + 4].copy_from_slice(&x.to_le_bytes());
             }
         }
         _ => {

@@ -124,6 +124,46 @@ pub(crate) fn round_f16_generic(x: &mut [f32]) {
     }
 }
 
+/// f32 to f16 bits, round to nearest even, as `half::f16::from_f32` (a NaN
+/// becomes a quiet NaN keeping the top of its payload), written branch-free
+/// on the bits so that it vectorizes.
+#[inline(always)]
+pub(crate) fn f32_to_f16_generic(src: &[f32], dst: &mut [u16]) {
+    for (h, v) in dst.iter_mut().zip(src) {
+        let u = v.to_bits();
+        let sign = (u >> 16) & 0x8000;
+        let a = u & 0x7FFF_FFFF;
+        // Normal f16 range: keep 10 mantissa bits, ties to even, rebias
+        // (127 − 15 = 112); a carry out of the mantissa bumps the exponent.
+        let normal = ((a + 0x0FFF + ((a >> 13) & 1)) >> 13).wrapping_sub(112 << 10);
+        // Below 2^-14 the f16 grid is 2^-24: adding 0.5 (whose ulp is 2^-24)
+        // rounds to it, ties to even, and leaves the count of 2^-24 steps in
+        // the low bits of the sum.
+        let sub = (f32::from_bits(a) + 0.5)
+            .to_bits()
+            .wrapping_sub(0x3F00_0000);
+        let r = if a < 0x3880_0000 { sub } else { normal };
+        // 65520 and above round past the largest f16 (65504): infinity.
+        let r = if a >= 0x477F_F000 { 0x7C00 } else { r };
+        let r = if a > 0x7F80_0000 {
+            0x7E00 | ((a & 0x007F_FFFF) >> 13)
+        } else {
+            r
+        };
+        *h = (sign | r) as u16;
+    }
+}
+
+/// f32 to f16 bits (see [`f32_to_f16_generic`]) over `min(src.len(),
+/// dst.len())` elements, on the dispatched tier.
+pub fn f32_to_f16(src: &[f32], dst: &mut [u16]) {
+    match dispatch::tier() {
+        #[cfg(target_arch = "x86_64")]
+        t @ (Tier::Avx2 | Tier::Avx512) => crate::arch::x86_64::vec::f32_to_f16(t, src, dst),
+        _ => f32_to_f16_generic(src, dst),
+    }
+}
+
 /// Rounds `x` to f16 precision in place (see [`round_f16_generic`]), on
 /// the dispatched tier.
 pub fn round_f16(x: &mut [f32]) {
@@ -189,6 +229,50 @@ mod tests {
 
     /// The bit trick against the `half` crate over a stride of all f32 bit
     /// patterns and every value next to an f16 rounding boundary.
+    #[test]
+    fn f32_to_f16_matches_half() {
+        let mut xs: Vec<f32> = (0..200_000u32)
+            .map(|i| f32::from_bits(i.wrapping_mul(21_473)))
+            .collect();
+        // Every f16 boundary region: around each f16 value and its halfway points.
+        for h in (0..0x7C00u16).step_by(7) {
+            let v = half::f16::from_bits(h).to_f32();
+            let b = v.to_bits();
+            xs.extend([v, f32::from_bits(b + 1), f32::from_bits(b.wrapping_sub(1))]);
+            xs.extend([v, -v].map(|v| v + half::f16::from_bits(1).to_f32() / 2.0));
+        }
+        xs.extend([
+            0.0,
+            -0.0,
+            65504.0,
+            65519.9,
+            65520.0,
+            1e9,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ]);
+        xs.extend([
+            f32::MIN_POSITIVE,
+            5.96e-8,
+            2.98e-8,
+            2.9802326e-8,
+            6.1e-5,
+            f32::NAN,
+        ]);
+        let want: Vec<u16> = xs
+            .iter()
+            .map(|&x| half::f16::from_f32(x).to_bits())
+            .collect();
+        let mut got = vec![0u16; xs.len()];
+        f32_to_f16_generic(&xs, &mut got);
+        let mut disp = vec![0u16; xs.len()];
+        f32_to_f16(&xs, &mut disp);
+        for (i, x) in xs.iter().enumerate() {
+            assert_eq!(got[i], want[i], "{x:e} ({:#x})", x.to_bits());
+            assert_eq!(disp[i], want[i], "{x:e} ({:#x}) dispatched", x.to_bits());
+        }
+    }
+
     #[test]
     fn round_f16_matches_half() {
         let mut xs: Vec<f32> = (0..=u32::MAX / 4099)

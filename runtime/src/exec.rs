@@ -529,10 +529,10 @@ impl Shared<'_> {
             ..
         } = geom;
         let qd = self.model.hp.q_dim();
-        let units = share(n * nkv, tid, self.n_threads);
-        if units.is_empty() {
-            return Ok(());
-        }
+        // Units (token, KV head) in chunks taken as the threads go: a later
+        // token attends to more positions, and a core may be slower.
+        let total = n * nkv;
+        let per = attn_chunk(total, self.n_threads);
         let q = read(&self.q);
         let kv = read(&self.kv);
         let kb: &[u8] = bytemuck::cast_slice(&kv.0[..]);
@@ -541,22 +541,30 @@ impl Shared<'_> {
         let mut att = lock(&self.atts[tid]);
         let (probs, rest) = att.split_at_mut(group * n_pad);
         let (qg, _) = rest.split_at_mut(group * hd);
-        let u0 = units.start;
-        for u in units {
-            let (i, kvh) = (u / nkv, u % nkv);
-            let len = pos0 + i + 1;
-            // The group's queries (heads kvh·group ..).
-            let q0 = i * qd + kvh * group * hd;
-            geom.load_queries(qg, &q[q0..q0 + group * hd]);
-            // This head's keys and values: whole chunks up to len.
-            let head = (layer * nkv + kvh) * n_pad * pb;
-            let span = head..head + len.next_multiple_of(KV_CHUNK) * pb;
-            ember_quant::attn_scores(ty, hd, group, qg, &kb[span.clone()], len, probs, n_pad)?;
-            geom.probabilities(probs, len);
-            let o = &mut out[(u - u0) * group * hd..(u - u0 + 1) * group * hd];
-            ember_quant::attn_values(ty, hd, group, probs, n_pad, &vb[span], len, o)?;
+        let mut at = 0;
+        loop {
+            let c = self.next.fetch_add(1, Ordering::Relaxed);
+            if c * per >= total {
+                return Ok(());
+            }
+            let units = c * per..((c + 1) * per).min(total);
+            self.chunk_at[c].store(pack_at(tid, at), Ordering::Relaxed);
+            for u in units {
+                let (i, kvh) = (u / nkv, u % nkv);
+                let len = pos0 + i + 1;
+                // The group's queries (heads kvh·group ..).
+                let q0 = i * qd + kvh * group * hd;
+                geom.load_queries(qg, &q[q0..q0 + group * hd]);
+                // This head's keys and values: whole chunks up to len.
+                let head = (layer * nkv + kvh) * n_pad * pb;
+                let span = head..head + len.next_multiple_of(KV_CHUNK) * pb;
+                ember_quant::attn_scores(ty, hd, group, qg, &kb[span.clone()], len, probs, n_pad)?;
+                geom.probabilities(probs, len);
+                let o = &mut out[at..at + group * hd];
+                at += group * hd;
+                ember_quant::attn_values(ty, hd, group, probs, n_pad, &vb[span], len, o)?;
+            }
         }
-        Ok(())
     }
 
     /// One token's scores (at `pos0`) for this thread's share of the key
@@ -966,14 +974,13 @@ impl Exec<'_, '_> {
         let mut rope = [0f32; 1024];
         for (il, l) in model.layers.iter().enumerate() {
             // Attention.
-            for j in 0..n {
-                ops::rmsnorm(
-                    &mut self.xb[j * d..(j + 1) * d],
-                    &self.x[j * d..(j + 1) * d],
-                    &l.attn_norm,
-                    hp.norm_eps,
-                );
-            }
+            ops::rmsnorm_rows(
+                &mut self.xb[..n * d],
+                &self.x[..n * d],
+                &l.attn_norm,
+                d,
+                hp.norm_eps,
+            );
             self.xq_key = None;
             self.project(&[(l.wq, Out::Q), (l.wk, Out::K), (l.wv, Out::V)], n, d)?;
             {
@@ -1025,14 +1032,13 @@ impl Exec<'_, '_> {
             }
 
             // Feed-forward.
-            for j in 0..n {
-                ops::rmsnorm(
-                    &mut self.xb[j * d..(j + 1) * d],
-                    &self.x[j * d..(j + 1) * d],
-                    &l.ffn_norm,
-                    hp.norm_eps,
-                );
-            }
+            ops::rmsnorm_rows(
+                &mut self.xb[..n * d],
+                &self.x[..n * d],
+                &l.ffn_norm,
+                d,
+                hp.norm_eps,
+            );
             self.xq_key = None;
             self.ffn_up(l.w_gate, l.w_up, n, d)?;
             self.xq_key = None;
@@ -1144,6 +1150,12 @@ fn chunk(rows: usize, t: usize, c: usize) -> std::ops::Range<usize> {
     (c * cr).min(rows)..((c + 1) * cr).min(rows)
 }
 
+/// Attention units per chunk when `t` threads share `total` (at most
+/// `CHUNKS_PER_THREAD × t` chunks).
+fn attn_chunk(total: usize, t: usize) -> usize {
+    total.div_ceil(t * CHUNKS_PER_THREAD).max(1)
+}
+
 fn pack_at(tid: usize, at: usize) -> u64 {
     ((tid as u64) << 40) | at as u64
 }
@@ -1220,10 +1232,21 @@ fn gather_attn(sh: &Shared<'_>, n: usize, att: &mut [f32]) {
     let hp = &sh.model.hp;
     // A unit is (token, KV head): its group's heads, contiguous in `att`.
     let width = hp.head_dim * (hp.n_head / hp.n_head_kv);
-    for tid in 0..sh.n_threads {
-        let units = share(n * hp.n_head_kv, tid, sh.n_threads);
-        let out = lock(&sh.outs[tid]);
+    let total = n * hp.n_head_kv;
+    let per = attn_chunk(total, sh.n_threads);
+    for c in 0..total.div_ceil(per) {
+        let units = c * per..((c + 1) * per).min(total);
+        let Some(slot) = sh.chunk_at.get(c) else {
+            return;
+        };
+        let (tid, at) = unpack_at(slot.load(Ordering::Relaxed));
+        let Some(out) = sh.outs.get(tid) else {
+            continue;
+        };
+        let out = lock(out);
         let len = units.len() * width;
-        att[units.start * width..units.start * width + len].copy_from_slice(&out[..len]);
+        if let Some(o) = out.get(at..at + len) {
+            att[units.start * width..units.start * width + len].copy_from_slice(o);
+        }
     }
 }

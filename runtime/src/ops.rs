@@ -4,11 +4,52 @@
 
 /// RMSNorm: `out = x / sqrt(mean(x²) + eps) * w`, the sum of squares in f64 as ggml does.
 pub fn rmsnorm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
-    let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+    let sum = x.iter().fold(0.0f64, |acc, &v| acc + (v * v) as f64);
     let mean = sum / x.len() as f64;
     let scale = 1.0f32 / ((mean + eps as f64) as f32).sqrt();
     for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
         *o = (v * scale) * g;
+    }
+}
+
+/// [`rmsnorm`] of each `d`-wide row of `x` into the rows of `out`.
+///
+/// A row's f64 sum of squares is one chain of dependent adds, so the sums
+/// of eight rows are run side by side; each is still added in its own
+/// order, so every row gets the same bits as [`rmsnorm`].
+pub fn rmsnorm_rows(out: &mut [f32], x: &[f32], w: &[f32], d: usize, eps: f32) {
+    const R: usize = 8;
+    if d == 0 {
+        return;
+    }
+    let mut outs = out.chunks_exact_mut(d);
+    for rows in x.chunks(R * d) {
+        let mut sums = [0f64; R];
+        if rows.len() == R * d {
+            let r: [&[f32]; R] = core::array::from_fn(|k| &rows[k * d..(k + 1) * d]);
+            // Element by element across the rows (not row by row).
+            #[allow(clippy::needless_range_loop)]
+            for i in 0..d {
+                for k in 0..R {
+                    let v = r[k][i];
+                    sums[k] += (v * v) as f64;
+                }
+            }
+        } else {
+            for (s, row) in sums.iter_mut().zip(rows.chunks_exact(d)) {
+                *s = row.iter().fold(0.0, |acc, &v| acc + (v * v) as f64);
+            }
+        }
+        for (&sum, row) in sums.iter().zip(rows.chunks_exact(d)) {
+            let Some(o) = outs.next() else {
+                return;
+            };
+            let mean = sum / d as f64;
+            let scale = 1.0f32 / ((mean + eps as f64) as f32).sqrt();
+            for ((o, &v), &g) in o.iter_mut().zip(row).zip(w) {
+                *o = (v * scale) * g;
+            }
+        }
     }
 }
 
@@ -85,6 +126,28 @@ mod tests {
         let n0: f32 = y0.iter().map(|v| v * v).sum();
         let n1: f32 = x.iter().map(|v| v * v).sum();
         assert!((n0 - n1).abs() < 1e-3);
+    }
+
+    #[test]
+    fn rmsnorm_rows_is_rmsnorm_per_row() {
+        let d = 37;
+        let w: Vec<f32> = (0..d).map(|i| 0.5 + i as f32 / 7.0).collect();
+        for n in 0..20 {
+            let x: Vec<f32> = (0..n * d)
+                .map(|i| ((i * 7919 % 1013) as f32 - 500.0) / 97.0)
+                .collect();
+            let mut got = vec![0.0; n * d];
+            rmsnorm_rows(&mut got, &x, &w, d, 1e-5);
+            for j in 0..n {
+                let mut want = vec![0.0; d];
+                rmsnorm(&mut want, &x[j * d..(j + 1) * d], &w, 1e-5);
+                let g = &got[j * d..(j + 1) * d];
+                assert!(
+                    g.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "row {j} of {n}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,22 @@ use super::isa::hsum_epi32;
 use crate::blocks::*;
 use crate::fp::f32_to_f16;
 
+/// f16 bytes of `a` and `b` (`vcvtps2ph`, round to nearest even: the bits of
+/// `half::f16::from_f32`, which the scalar reference uses).
+///
+/// # Safety
+/// f16c available.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_pair(a: f32, b: f32) -> ([u8; 2], [u8; 2]) {
+    let h = _mm_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(_mm_setr_ps(a, b, 0.0, 0.0));
+    let bits = _mm_cvtsi128_si32(h) as u32;
+    (
+        (bits as u16).to_le_bytes(),
+        ((bits >> 16) as u16).to_le_bytes(),
+    )
+}
+
 /// 8 floats at `p`.
 ///
 /// # Safety
@@ -155,7 +171,7 @@ pub(crate) unsafe fn quantize_q8_0<const ACT: bool>(src: &[f32], dst: &mut [Bloc
         // SAFETY: features enabled here; qs is 32 writable bytes.
         unsafe {
             let (d, q) = q8_block::<ACT>(x);
-            b.d = f32_to_f16(d);
+            b.d = f16_pair(d, 0.0).0;
             _mm256_storeu_si256(b.qs.as_mut_ptr().cast(), pack_i8(q));
         }
     }
@@ -177,8 +193,7 @@ pub(crate) unsafe fn quantize_q8_1<const ACT: bool>(src: &[f32], dst: &mut [Bloc
                 _mm256_add_epi32(q[0], q[1]),
                 _mm256_add_epi32(q[2], q[3]),
             ));
-            b.d = f32_to_f16(d);
-            b.s = f32_to_f16(d * sum as f32);
+            (b.d, b.s) = f16_pair(d, d * sum as f32);
             _mm256_storeu_si256(b.qs.as_mut_ptr().cast(), pack_i8(q));
         }
     }

@@ -5,7 +5,7 @@
 //! tier's support was checked (`Tier` values only come from dispatch, which
 //! checked them; [`softmax`] and [`swiglu`] check again).
 
-use crate::vecops::{round_f16_generic, softmax_generic, swiglu_generic};
+use crate::vecops::{f32_to_f16_generic, round_f16_generic, softmax_generic, swiglu_generic};
 use crate::Tier;
 
 /// Softmax on tier `t` (AVX2 or AVX-512; anything else, or a CPU without
@@ -40,6 +40,31 @@ pub(crate) fn round_f16(t: Tier, x: &mut [f32]) {
         Tier::Avx2 | Tier::Avx512 if super::has_avx2_tier() => unsafe { round_f16_y(x) },
         _ => round_f16_generic(x),
     }
+}
+
+/// f32 to f16 bits on tier `t` (as [`round_f16`]).
+pub(crate) fn f32_to_f16(t: Tier, src: &[f32], dst: &mut [u16]) {
+    match t {
+        // SAFETY: the AVX-512 tier's features were just checked.
+        Tier::Avx512 if super::has_avx512_tier() => unsafe { f32_to_f16_z(src, dst) },
+        // SAFETY: the AVX2 tier's features were just checked.
+        Tier::Avx2 | Tier::Avx512 if super::has_avx2_tier() => unsafe { f32_to_f16_y(src, dst) },
+        _ => f32_to_f16_generic(src, dst),
+    }
+}
+
+/// # Safety
+/// The AVX-512 tier's features.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+unsafe fn f32_to_f16_z(src: &[f32], dst: &mut [u16]) {
+    f32_to_f16_generic(src, dst)
+}
+
+/// # Safety
+/// The AVX2 tier's features.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f32_to_f16_y(src: &[f32], dst: &mut [u16]) {
+    f32_to_f16_generic(src, dst)
 }
 
 /// # Safety
