@@ -434,12 +434,21 @@ impl Shared<'_> {
         let t = self.n_threads;
         let chunked = if swiglu { &ws[..1] } else { ws };
         let total: usize = chunked.iter().map(|w| n_chunks(w.rows, t)).sum();
+        let per_row = if swiglu { 2 * n } else { n };
+        let largest = chunked
+            .iter()
+            .map(|w| chunk_rows(w.rows, t).min(w.rows) * per_row)
+            .max()
+            .unwrap_or(0);
         let xq = read(&self.xq);
         let xq: &[u8] = bytemuck::cast_slice(&xq[..]);
         let mut out = lock(&self.outs[tid]);
         let mut tr = lock(&self.trs[tid]);
         let mut at = 0;
         loop {
+            if !room(t, at, largest, out.len()) {
+                return Ok(());
+            }
             let i = self.next.fetch_add(1, Ordering::Relaxed);
             if i >= total {
                 return Ok(());
@@ -543,6 +552,9 @@ impl Shared<'_> {
         let (qg, _) = rest.split_at_mut(group * hd);
         let mut at = 0;
         loop {
+            if !room(self.n_threads, at, per * group * hd, out.len()) {
+                return Ok(());
+            }
             let c = self.next.fetch_add(1, Ordering::Relaxed);
             if c * per >= total {
                 return Ok(());
@@ -1152,8 +1164,64 @@ fn chunk(rows: usize, t: usize, c: usize) -> std::ops::Range<usize> {
 
 /// Attention units per chunk when `t` threads share `total` (at most
 /// `CHUNKS_PER_THREAD × t` chunks).
-fn attn_chunk(total: usize, t: usize) -> usize {
+pub(crate) fn attn_chunk(total: usize, t: usize) -> usize {
     total.div_ceil(t * CHUNKS_PER_THREAD).max(1)
+}
+
+/// The shapes that size a thread's output buffer.
+pub(crate) struct JobShapes {
+    /// Threads.
+    pub t: usize,
+    /// Tokens per batch, and rows of logits per batch.
+    pub n_batch: usize,
+    pub n_logits: usize,
+    /// Rows of q, k (and v), the FFN's gate (and up), the model, the vocabulary.
+    pub qd: usize,
+    pub kvd: usize,
+    pub ff: usize,
+    pub d: usize,
+    pub nv: usize,
+    /// KV heads, and floats of one attention unit (a KV head's group of heads).
+    pub nkv: usize,
+    pub unit: usize,
+}
+
+/// Floats of output buffer each thread needs for the matmul and attention
+/// jobs. The threads take chunks as they go, and one stops when another
+/// might not fit ([`room`]): with room for its share of any job plus that
+/// job's largest chunk, the threads cannot all stop while chunks are left.
+/// One thread does a whole job.
+pub(crate) fn thread_out_len(s: &JobShapes) -> usize {
+    let t = s.t;
+    let chunk = |rows: usize| chunk_rows(rows, t).min(rows);
+    let room = |job: usize, largest: usize| {
+        if t == 1 {
+            job
+        } else {
+            job.div_ceil(t) + largest
+        }
+    };
+    // Fused jobs: q, k and v together; gate and up together (SwiGLU: a
+    // chunk holds both).
+    let inner_rows = (s.qd + 2 * s.kvd).max(2 * s.ff).max(s.d);
+    let largest = chunk(s.qd)
+        .max(chunk(s.kvd))
+        .max(chunk(s.d))
+        .max(2 * chunk(s.ff));
+    let matmul = room(inner_rows * s.n_batch, largest * s.n_batch);
+    let head = room(s.nv * s.n_logits, chunk(s.nv) * s.n_logits);
+    let units = attn_chunk(s.n_batch * s.nkv, t);
+    let attn = room(s.n_batch * s.nkv * s.unit, units * s.unit);
+    matmul.max(head).max(attn)
+}
+
+/// Whether a thread whose output buffer of `cap` floats is filled to `at`
+/// may take another chunk of at most `largest` floats. The plan gives each
+/// thread room for its share of any job plus its largest chunk, so if every
+/// thread stopped here they would together have written more than the
+/// whole job: chunks are never left over. One thread always has room.
+fn room(t: usize, at: usize, largest: usize, cap: usize) -> bool {
+    t == 1 || at + largest <= cap
 }
 
 fn pack_at(tid: usize, at: usize) -> u64 {
@@ -1247,6 +1315,96 @@ fn gather_attn(sh: &Shared<'_>, n: usize, att: &mut [f32]) {
         let len = units.len() * width;
         if let Some(o) = out.get(at..at + len) {
             att[units.start * width..units.start * width + len].copy_from_slice(o);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes chunks of `sizes` floats as [`Shared::matmul_chunks`] does:
+    /// thread after thread, each as many as [`room`] lets it (the others
+    /// not running yet), or in turns. Every chunk is taken and fits.
+    fn take_all(sizes: &[usize], largest: usize, t: usize, cap: usize) {
+        for greedy in [true, false] {
+            let mut at = vec![0usize; t];
+            let mut next = 0;
+            let mut stuck = false;
+            while next < sizes.len() && !stuck {
+                stuck = true;
+                for a in at.iter_mut() {
+                    while next < sizes.len() && room(t, *a, largest, cap) {
+                        *a += sizes[next];
+                        assert!(*a <= cap, "a chunk overflows: {a} > {cap}");
+                        next += 1;
+                        stuck = false;
+                        if !greedy {
+                            break;
+                        }
+                    }
+                }
+            }
+            assert_eq!(next, sizes.len(), "chunks left over (t {t}, cap {cap})");
+        }
+    }
+
+    #[test]
+    fn chunks_are_never_left_over() {
+        // SmolLM2-135M, a Llama-3-8B-like shape, a tiny one.
+        let shapes = [
+            (576, 192, 1536, 576, 49152, 3, 3 * 64),
+            (4096, 1024, 14336, 4096, 128_256, 8, 4 * 128),
+            (64, 64, 172, 64, 100, 1, 64),
+        ];
+        for (qd, kvd, ff, d, nv, nkv, unit) in shapes {
+            for t in 1..=8 {
+                for n_batch in [1, 7, 64] {
+                    for n_logits in [1, n_batch] {
+                        let s = JobShapes {
+                            t,
+                            n_batch,
+                            n_logits,
+                            qd,
+                            kvd,
+                            ff,
+                            d,
+                            nv,
+                            nkv,
+                            unit,
+                        };
+                        let cap = thread_out_len(&s);
+                        for n in [1, n_batch.div_ceil(2), n_batch] {
+                            let matmul = |rows: &[usize], n: usize, swiglu: bool| {
+                                let per_row = if swiglu { 2 * n } else { n };
+                                let sizes: Vec<usize> = rows
+                                    .iter()
+                                    .flat_map(|&r| {
+                                        (0..n_chunks(r, t))
+                                            .map(move |c| chunk(r, t, c).len() * per_row)
+                                    })
+                                    .collect();
+                                let largest = rows
+                                    .iter()
+                                    .map(|&r| chunk_rows(r, t).min(r) * per_row)
+                                    .max()
+                                    .unwrap_or(0);
+                                take_all(&sizes, largest, t, cap);
+                            };
+                            matmul(&[qd, kvd, kvd], n, false);
+                            matmul(&[ff], n, true);
+                            matmul(&[d], n, false);
+                            matmul(&[nv], n.min(n_logits), false);
+                            let total = n * nkv;
+                            let per = attn_chunk(total, t);
+                            let sizes: Vec<usize> = (0..total.div_ceil(per))
+                                .map(|c| (((c + 1) * per).min(total) - c * per) * unit)
+                                .collect();
+                            take_all(&sizes, per * unit, t, cap);
+                        }
+                    }
+                }
+            }
         }
     }
 }

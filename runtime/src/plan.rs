@@ -188,20 +188,26 @@ impl Plan {
         xq_row = xq_row.max(max_act_row_bytes(model, d, &[&model.output])?);
         let xq_f32 = (n_batch * xq_row).div_ceil(4);
 
-        // Per-thread matmul output. The threads take chunks of rows as they
-        // go, so one may do all of a job: every row of a job × the batch.
-        // Fused jobs: q, k and v together; gate and up together.
-        let inner_rows = (qd + 2 * kvd).max(2 * ff).max(d);
-        let mut out = (inner_rows * n_batch).max(nv * n_logits);
-        // One chunk × the batch, before it is transposed.
+        // Per-thread output of the matmul and attention jobs.
         let chunk = |rows: usize| crate::exec::chunk_rows(rows, t).min(rows);
+        let out = crate::exec::thread_out_len(&crate::exec::JobShapes {
+            t,
+            n_batch,
+            n_logits,
+            qd,
+            kvd,
+            ff,
+            d,
+            nv,
+            nkv: hp.n_head_kv,
+            unit: (hp.n_head / hp.n_head_kv.max(1)) * hp.head_dim,
+        });
+        // One chunk × the batch, before it is transposed.
         let tr = if n_batch > 1 {
             (chunk(qd.max(kvd).max(ff).max(d)) * n_batch).max(chunk(nv) * n_logits)
         } else {
             0
         };
-        // Attention output of a thread's (token, head) pairs.
-        out = out.max(n_batch * hp.n_head * hp.head_dim);
         // Attention scratch: scores over the context, one head's query and value rows.
         let n_pad = config.n_ctx.next_multiple_of(crate::exec::KV_CHUNK);
         let group = hp.n_head / hp.n_head_kv;
