@@ -1067,15 +1067,13 @@ impl Exec<'_, '_> {
         // Output head: every token's logits, or the last one's.
         let first = if cfg.logits_all { 0 } else { n - 1 };
         let m = n - first;
-        for j in first..n {
-            let jj = j - first;
-            ops::rmsnorm(
-                &mut self.xb[jj * d..(jj + 1) * d],
-                &self.x[j * d..(j + 1) * d],
-                &model.output_norm,
-                hp.norm_eps,
-            );
-        }
+        ops::rmsnorm_rows(
+            &mut self.xb[..m * d],
+            &self.x[first * d..n * d],
+            &model.output_norm,
+            d,
+            hp.norm_eps,
+        );
         self.xq_key = None;
         self.quantize(SRC_XB, m, d, model.output.ty)?;
         self.matmul(&[(model.output, Out::Logits)], m)?;

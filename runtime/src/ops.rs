@@ -4,12 +4,7 @@
 
 /// RMSNorm: `out = x / sqrt(mean(x²) + eps) * w`, the sum of squares in f64 as ggml does.
 pub fn rmsnorm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
-    let sum = x.iter().fold(0.0f64, |acc, &v| acc + (v * v) as f64);
-    let mean = sum / x.len() as f64;
-    let scale = 1.0f32 / ((mean + eps as f64) as f32).sqrt();
-    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
-        *o = (v * scale) * g;
-    }
+    rmsnorm_rows(out, x, w, x.len(), eps);
 }
 
 /// [`rmsnorm`] of each `d`-wide row of `x` into the rows of `out`.

@@ -285,13 +285,9 @@ impl<'a> Array<'a> {
 
     /// The elements as `i32`s; integer elements of any width are accepted when they fit.
     pub fn to_i32_vec(&self) -> Result<Vec<i32>> {
-        if self.elem == ValueType::I32 && self.raw.len() == self.len.saturating_mul(4) {
-            // The common case (token types), without decoding each value.
-            return Ok(self
-                .raw
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect());
+        // The common case (token types), without decoding each value.
+        if let Some(v) = self.raw4(ValueType::I32, i32::from_le_bytes) {
+            return Ok(v);
         }
         self.iter()
             .map(|v| {
@@ -317,13 +313,9 @@ impl<'a> Array<'a> {
 
     /// The elements as `f32`s (f32 or f64 elements).
     pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
-        if self.elem == ValueType::F32 && self.raw.len() == self.len.saturating_mul(4) {
-            // The common case (token scores), without decoding each value.
-            return Ok(self
-                .raw
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect());
+        // The common case (token scores), without decoding each value.
+        if let Some(v) = self.raw4(ValueType::F32, f32::from_le_bytes) {
+            return Ok(v);
         }
         self.iter()
             .map(|v| match v? {
@@ -332,6 +324,17 @@ impl<'a> Array<'a> {
                 _ => Err(self.elem_err("floats")),
             })
             .collect()
+    }
+
+    /// The elements read straight from the raw bytes, when they are all of
+    /// the 4-byte type `ty`.
+    fn raw4<T>(&self, ty: ValueType, f: fn([u8; 4]) -> T) -> Option<Vec<T>> {
+        (self.elem == ty && self.raw.len() == self.len.saturating_mul(4)).then(|| {
+            self.raw
+                .chunks_exact(4)
+                .map(|c| f([c[0], c[1], c[2], c[3]]))
+                .collect()
+        })
     }
 
     fn elem_err(&self, want: &str) -> Error {
