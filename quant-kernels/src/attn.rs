@@ -46,7 +46,9 @@
 //! the stated bound of the reference). Value sums add `w · (d_b · v_q)` in
 //! f32 (the product `d_b · v_q` is exact), positions in order, as
 //! llama.cpp converts quantized values to f32 to sum them. AVX-512 (with
-//! VNNI) and AVX2 have their own Q8_0 kernels; NEON and the scalar tier
+//! VNNI) and AVX2 have their own Q8_0 kernels. On aarch64 the value sums
+//! have a NEON kernel on every tier and the scores use `sdot` from the
+//! dotprod tier up; the NEON tier's scores (a Pi 4) and the scalar tier
 //! compile one portable source, written over whole 64-position chunks so
 //! that it vectorizes.
 
@@ -645,17 +647,20 @@ fn write_row(
 
 // ------------------------------------------------------------- Q8_0 cache
 
-/// The Q8_0 kernels on tier `t`: x86's own for AVX2 and AVX-512, `sdot`
-/// scores from the dotprod tier up, else the portable source (NEON is the
-/// aarch64 baseline, so it vectorizes there as it is).
+/// The Q8_0 kernels on tier `t`: x86's own for AVX2 and AVX-512; on
+/// aarch64 NEON value sums on every NEON tier, with `sdot` scores from the
+/// dotprod tier up and the portable scores below it (NEON is the aarch64
+/// baseline, so they vectorize there as they are); else the portable
+/// source.
 fn q8_kernels(t: Tier) -> Q8Kernels {
     #[cfg(target_arch = "x86_64")]
     if let Some(k) = crate::arch::x86_64::attn::q8_kernels(t) {
         return k;
     }
     #[cfg(target_arch = "aarch64")]
-    if matches!(t, Tier::Dotprod | Tier::I8mm) {
-        if let Some(k) = crate::arch::aarch64::attn::q8_kernels() {
+    if matches!(t, Tier::Neon | Tier::Dotprod | Tier::I8mm) {
+        let dot = matches!(t, Tier::Dotprod | Tier::I8mm);
+        if let Some(k) = crate::arch::aarch64::attn::q8_kernels(dot) {
             return k;
         }
     }
