@@ -252,7 +252,7 @@ fn bench_config(
                         let mut tok = prompt[0];
                         for _ in 0..ng {
                             ex.eval(std::slice::from_ref(&tok))?;
-                            tok = argmax(ex.logits()) as u32;
+                            tok = ember::sampler::argmax(ex.logits()) as u32;
                         }
                     }
                     if rep > 0 {
@@ -279,16 +279,6 @@ fn bench_config(
         }
     }
     Ok(())
-}
-
-fn argmax(x: &[f32]) -> usize {
-    let mut b = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[b] {
-            b = i;
-        }
-    }
-    b
 }
 
 /// `ember bench`.

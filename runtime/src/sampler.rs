@@ -116,6 +116,39 @@ fn desc(a: &Cand, b: &Cand) -> std::cmp::Ordering {
     b.logit.total_cmp(&a.logit).then(a.id.cmp(&b.id))
 }
 
+/// The greatest non-NaN value of `x` (−∞ if none), 16 lanes at a time so
+/// that it vectorizes.
+fn block_max(x: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; 16];
+    let mut it = x.chunks_exact(16);
+    for c in &mut it {
+        for (mi, &v) in m.iter_mut().zip(c) {
+            *mi = mi.max(v);
+        }
+    }
+    let tail = it
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    m.iter().fold(tail, |a, &v| a.max(v))
+}
+
+/// The index of the greatest logit, the lowest on ties; NaN is never
+/// chosen (0 if every logit is NaN or −∞). Greedy decoding's choice.
+pub fn argmax(logits: &[f32]) -> usize {
+    let max = block_max(logits);
+    if max == f32::NEG_INFINITY {
+        return 0;
+    }
+    // The first 16 that hold it (a branch-free test per 16), then where.
+    let first = logits
+        .chunks(16)
+        .position(|c| c.iter().fold(false, |a, &l| a | (l == max)))
+        .unwrap_or(0);
+    let c = &logits[16 * first..];
+    16 * first + c.iter().position(|&l| l == max).unwrap_or(0)
+}
+
 impl Sampler {
     /// A sampler for a vocabulary of `n_vocab` tokens.
     pub fn new(n_vocab: usize, params: SamplerParams) -> Sampler {
@@ -158,15 +191,35 @@ impl Sampler {
         if n == 0 {
             return 0;
         }
+        let logits = &logits[..n];
+        let p = self.params;
+        // Without penalties the logits are the candidates' as they are, so
+        // greedy and top-k read them in place (the same choice as the full
+        // path below, which `fast_paths_match_the_full_path` checks).
+        if !self.penalties_on() {
+            if p.temperature <= 0.0 {
+                return argmax(logits) as u32;
+            }
+            if p.top_k > 0 && p.top_k < n {
+                self.top_k_of(logits, p.top_k);
+                return self.sample_kept();
+            }
+        }
+        self.sample_full(logits, history)
+    }
+
+    /// [`Self::sample`] over every candidate: penalties, then greedy or
+    /// top-k by a partial selection of all of them.
+    fn sample_full(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        let p = self.params;
         self.cand.clear();
         self.cand
-            .extend(logits[..n].iter().enumerate().map(|(i, &l)| Cand {
+            .extend(logits.iter().enumerate().map(|(i, &l)| Cand {
                 id: i as u32,
                 logit: if l.is_nan() { f32::NEG_INFINITY } else { l },
             }));
         self.penalize(history);
 
-        let p = self.params;
         if p.temperature <= 0.0 {
             return self.argmax();
         }
@@ -179,6 +232,97 @@ impl Sampler {
         } else if need_sorted {
             self.cand.sort_unstable_by(desc);
         }
+        self.sample_kept()
+    }
+
+    /// Whether [`Self::penalize`] changes anything.
+    fn penalties_on(&self) -> bool {
+        let p = &self.params;
+        p.repeat_last_n > 0
+            && (p.repeat_penalty != 1.0 || p.frequency_penalty != 0.0 || p.presence_penalty != 0.0)
+    }
+
+    /// The `k` best of `logits` (NaN as −∞; by logit, then lowest id) into
+    /// `cand`, sorted as [`desc`] sorts them, as the full path's selection
+    /// leaves them. One pass in blocks of 64 seen as 4 rows of 16 lanes:
+    /// once `k` are kept, a block's lane-wise maximum (vertical, so it
+    /// vectorizes) is compared with the k-th best so far, and only the
+    /// lanes that reach it are looked at, so after the first blocks nearly
+    /// every block costs a few vector instructions. The kept ones are cut
+    /// back to `k` whenever they reach `2k`.
+    fn top_k_of(&mut self, logits: &[f32], k: usize) {
+        const LANES: usize = 16;
+        const BLOCK: usize = 4 * LANES;
+        let cap = (2 * k).max(k + BLOCK);
+        self.cand.clear();
+        // The k-th best so far, once `k` are kept: a logit must beat it.
+        let mut floor: Option<f32> = None;
+        for (b, block) in logits.chunks(BLOCK).enumerate() {
+            let at = b * BLOCK;
+            match floor {
+                Some(f) if block.len() == BLOCK => {
+                    let mut m = [f32::NEG_INFINITY; LANES];
+                    for row in block.chunks_exact(LANES) {
+                        for (mi, &v) in m.iter_mut().zip(row) {
+                            // `f32::max` skips NaN.
+                            *mi = mi.max(v);
+                        }
+                    }
+                    if !m.iter().fold(false, |a, &v| a | (v >= f)) {
+                        continue;
+                    }
+                    // In id order, which `offer`'s ties need.
+                    for (i, &l) in block.iter().enumerate() {
+                        if m[i % LANES] >= f {
+                            self.offer(at + i, l, k, cap, &mut floor);
+                        }
+                    }
+                }
+                _ => {
+                    for (i, &l) in block.iter().enumerate() {
+                        self.offer(at + i, l, k, cap, &mut floor);
+                    }
+                }
+            }
+            if floor.is_none() && self.cand.len() >= k {
+                self.cand.select_nth_unstable_by(k - 1, desc);
+                self.cand.truncate(k);
+                floor = Some(self.cand[k - 1].logit);
+            }
+        }
+        if self.cand.len() > k {
+            self.cand.select_nth_unstable_by(k - 1, desc);
+            self.cand.truncate(k);
+        }
+        self.cand.sort_unstable_by(desc);
+    }
+
+    /// Logit `l` of token `id` for [`Self::top_k_of`]: kept if it beats
+    /// `floor`; at `cap` kept, cut back to the `k` best and `floor` raised.
+    fn offer(&mut self, id: usize, l: f32, k: usize, cap: usize, floor: &mut Option<f32>) {
+        if let Some(f) = *floor {
+            // Later ids lose ties, so a winner is strictly above (in
+            // `total_cmp`'s order, where +0 is above −0); the cheap tests
+            // first.
+            if l.is_nan() || l < f || l.total_cmp(&f) != std::cmp::Ordering::Greater {
+                return;
+            }
+        }
+        self.cand.push(Cand {
+            id: id as u32,
+            logit: if l.is_nan() { f32::NEG_INFINITY } else { l },
+        });
+        if self.cand.len() >= cap {
+            self.cand.select_nth_unstable_by(k - 1, desc);
+            self.cand.truncate(k);
+            *floor = Some(self.cand[k - 1].logit);
+        }
+    }
+
+    /// top-p, min-p, temperature and the draw over `cand` (sorted when
+    /// top-p or min-p is on).
+    fn sample_kept(&mut self) -> u32 {
+        let p = self.params;
         // top-p: the smallest prefix whose probability reaches p.
         if p.top_p < 1.0 {
             self.softmax(1.0);
@@ -317,6 +461,72 @@ mod tests {
             ),
             0
         );
+    }
+
+    /// Greedy and top-k read the logits in place when no penalty is on;
+    /// they must choose exactly as the full path (every candidate, then a
+    /// partial selection) on logits with ties, NaN, ±0 and ±∞.
+    #[test]
+    fn fast_paths_match_the_full_path() {
+        let mut rng = Rng::new(7);
+        let special = [
+            f32::NAN,
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1.0,
+            -1.0,
+        ];
+        for case in 0..3000 {
+            let n = 1 + (rng.next_u64() % 400) as usize;
+            let ties = rng.next_u64() % 3;
+            let logits: Vec<f32> = (0..n)
+                .map(|_| {
+                    let r = rng.next_u64();
+                    match (ties, r % 16) {
+                        (_, 0) => special[(r >> 8) as usize % special.len()],
+                        (0, _) => (r >> 11) as f32 / (1u64 << 53) as f32 * 20.0 - 10.0,
+                        (1, _) => ((r >> 20) % 7) as f32,
+                        _ => -(((r >> 20) % 3) as f32),
+                    }
+                })
+                .collect();
+            let params = SamplerParams {
+                temperature: [0.0, 0.8, 1.5][case % 3],
+                top_k: 1 + (rng.next_u64() as usize) % (n + 2),
+                top_p: [1.0, 0.95, 0.5][(case / 3) % 3],
+                min_p: [0.0, 0.05][(case / 9) % 2],
+                seed: case as u64,
+                ..SamplerParams::default()
+            };
+            let mut fast = Sampler::new(n, params);
+            let mut full = Sampler::new(n, params);
+            for draw in 0..4 {
+                let a = fast.sample(&logits, &[]);
+                let b = full.sample_full(&logits, &[]);
+                assert_eq!(a, b, "case {case} draw {draw}: n {n} {params:?}");
+            }
+            if params.top_k < n {
+                fast.top_k_of(&logits, params.top_k);
+                full.sample_full(&logits, &[]);
+                full.cand.clear();
+                full.cand
+                    .extend(logits.iter().enumerate().map(|(i, &l)| Cand {
+                        id: i as u32,
+                        logit: if l.is_nan() { f32::NEG_INFINITY } else { l },
+                    }));
+                full.cand.sort_unstable_by(desc);
+                full.cand.truncate(params.top_k);
+                let ids = |c: &[Cand]| c.iter().map(|c| c.id).collect::<Vec<_>>();
+                assert_eq!(
+                    ids(&fast.cand),
+                    ids(&full.cand),
+                    "case {case}: top {}",
+                    params.top_k
+                );
+            }
+        }
     }
 
     #[test]
