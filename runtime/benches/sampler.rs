@@ -1,8 +1,8 @@
 //! The sampler over a 49152-token vocabulary (SmolLM2's): llama.cpp's
 //! default chain (top-k 40, top-p 0.95, min-p 0.05, temperature 0.8) and
-//! greedy, each with no penalty (the logits read in place) and with a
-//! repetition penalty on over an empty history, which takes the path over
-//! every candidate and chooses the same token.
+//! greedy, each with no penalty and with a repetition penalty of 1.1 over a
+//! 64-token history (ollama's default). Greedy with a penalty takes the
+//! path over every candidate; the others read the logits in place.
 //!
 //! `cargo bench -p ember --bench sampler`
 
@@ -41,7 +41,9 @@ fn bench(c: &mut Criterion) {
         ("default", SamplerParams::default()),
         ("greedy", SamplerParams::greedy()),
     ] {
-        for (path, penalty) in [("in_place", 1.0), ("all_candidates", 1.0001)] {
+        // The history: 64 tokens spread over the vocabulary.
+        let history: Vec<u32> = (0..64u32).map(|i| (i * 7919) % n as u32).collect();
+        for (case, penalty) in [("no_penalty", 1.0), ("repeat_penalty_64", 1.1)] {
             let mut s = Sampler::new(
                 n,
                 SamplerParams {
@@ -49,8 +51,8 @@ fn bench(c: &mut Criterion) {
                     ..params
                 },
             );
-            g.bench_function(format!("{name}/{path}"), |b| {
-                b.iter(|| s.sample(black_box(&l), &[]))
+            g.bench_function(format!("{name}/{case}"), |b| {
+                b.iter(|| s.sample(black_box(&l), &history))
             });
         }
     }

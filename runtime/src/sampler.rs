@@ -204,8 +204,52 @@ impl Sampler {
                 self.top_k_of(logits, p.top_k);
                 return self.sample_kept();
             }
+        } else if p.temperature > 0.0 && p.top_k > 0 {
+            let w = history.len().min(p.repeat_last_n);
+            if p.top_k + 2 * w < n {
+                self.top_k_penalized(logits, &history[history.len() - w..], p.top_k);
+                return self.sample_kept();
+            }
         }
         self.sample_full(logits, history)
+    }
+
+    /// Top-k with penalties on the `window`'s tokens, the logits read in
+    /// place. Only a window token's logit changes, so a token outside the
+    /// window that is among the `k` best after the penalties has at most
+    /// `k − 1` outside tokens and `window.len()` window tokens above it
+    /// before them: it is among the `k + window.len()` best logits. Those
+    /// are taken, the window's tokens among them dropped, every window
+    /// token added back with its penalized logit (computed as
+    /// [`Self::penalize`] does), and the best `k` of these kept.
+    fn top_k_penalized(&mut self, logits: &[f32], window: &[u32], k: usize) {
+        let n = logits.len();
+        self.top_k_of(logits, k + window.len());
+        for &t in window {
+            if (t as usize) < n {
+                self.counts[t as usize] += 1;
+            }
+        }
+        let counts = &self.counts;
+        self.cand.retain(|c| counts[c.id as usize] == 0);
+        for &t in window {
+            let i = t as usize;
+            if i >= n || self.counts[i] == 0 {
+                continue;
+            }
+            let l = logits[i];
+            let l = if l.is_nan() { f32::NEG_INFINITY } else { l };
+            self.cand.push(Cand {
+                id: t,
+                logit: penalized(&self.params, l, self.counts[i]),
+            });
+            self.counts[i] = 0;
+        }
+        if self.cand.len() > k {
+            self.cand.select_nth_unstable_by(k - 1, desc);
+            self.cand.truncate(k);
+        }
+        self.cand.sort_unstable_by(desc);
     }
 
     /// [`Self::sample`] over every candidate: penalties, then greedy or
@@ -422,18 +466,22 @@ impl Sampler {
             if i >= n || self.counts[i] == 0 {
                 continue;
             }
-            let count = self.counts[i];
             let c = &mut self.cand[i];
-            if c.logit <= 0.0 {
-                c.logit *= p.repeat_penalty;
-            } else {
-                c.logit /= p.repeat_penalty;
-            }
-            c.logit -= count as f32 * p.frequency_penalty + p.presence_penalty;
+            c.logit = penalized(&p, c.logit, self.counts[i]);
             // Penalize each token once.
             self.counts[i] = 0;
         }
     }
+}
+
+/// A logit after the penalties for a token seen `count` times in the window.
+fn penalized(p: &SamplerParams, mut logit: f32, count: u32) -> f32 {
+    if logit <= 0.0 {
+        logit *= p.repeat_penalty;
+    } else {
+        logit /= p.repeat_penalty;
+    }
+    logit - (count as f32 * p.frequency_penalty + p.presence_penalty)
 }
 
 #[cfg(test)]
@@ -478,7 +526,7 @@ mod tests {
             1.0,
             -1.0,
         ];
-        for case in 0..3000 {
+        for case in 0..6000 {
             let n = 1 + (rng.next_u64() % 400) as usize;
             let ties = rng.next_u64() % 3;
             let logits: Vec<f32> = (0..n)
@@ -492,20 +540,39 @@ mod tests {
                     }
                 })
                 .collect();
+            let k_max = if case % 2 == 0 { n + 2 } else { 50 };
+            let penalties = [
+                (1.0, 0.0, 0.0),
+                (1.1, 0.0, 0.0),
+                (0.9, 0.1, 0.2),
+                (1.3, -0.2, 0.5),
+            ];
+            let (repeat_penalty, frequency_penalty, presence_penalty) =
+                penalties[(case / 18) % penalties.len()];
             let params = SamplerParams {
                 temperature: [0.0, 0.8, 1.5][case % 3],
-                top_k: 1 + (rng.next_u64() as usize) % (n + 2),
+                top_k: 1 + (rng.next_u64() as usize) % k_max,
                 top_p: [1.0, 0.95, 0.5][(case / 3) % 3],
                 min_p: [0.0, 0.05][(case / 9) % 2],
+                repeat_penalty,
+                frequency_penalty,
+                presence_penalty,
+                repeat_last_n: [64, 8, 0][(case / 72) % 3],
                 seed: case as u64,
-                ..SamplerParams::default()
             };
+            // Histories with repeats, ids past the vocabulary, and tokens
+            // among the best.
+            let h = (rng.next_u64() % 80) as usize;
+            let history: Vec<u32> = (0..h)
+                .map(|_| (rng.next_u64() % (n as u64 + 3)) as u32)
+                .collect();
             let mut fast = Sampler::new(n, params);
             let mut full = Sampler::new(n, params);
             for draw in 0..4 {
-                let a = fast.sample(&logits, &[]);
-                let b = full.sample_full(&logits, &[]);
+                let a = fast.sample(&logits, &history);
+                let b = full.sample_full(&logits, &history);
                 assert_eq!(a, b, "case {case} draw {draw}: n {n} {params:?}");
+                assert!(fast.counts.iter().all(|&c| c == 0));
             }
             if params.top_k < n {
                 fast.top_k_of(&logits, params.top_k);
