@@ -70,23 +70,62 @@ unsafe fn scores_q8_neon(
     stride: usize,
 ) {
     let nb = hd / 32;
+    q8_score_tiles(
+        hd,
+        gn,
+        qq,
+        qd,
+        k,
+        nch,
+        scores,
+        stride,
+        |two, q, d, kc, part, o| {
+            // SAFETY: NEON (this function's contract); the extents are
+            // `q8_score_tiles`'s.
+            unsafe {
+                if two {
+                    scores_q8_neon_tile::<2>(hd, nb, q, d, kc, part, o, stride);
+                } else {
+                    scores_q8_neon_tile::<1>(hd, nb, q, d, kc, part, o, stride);
+                }
+            }
+        },
+    );
+}
+
+/// The tiles of a Q8_0 scores kernel ([`crate::attn::q8_tiles_16x2`]):
+/// `tile(two, q, d, kc, part, o)` for each, with `two` when it has two
+/// queries, `q` and `d` their first quants and scales, `kc` the key chunk
+/// (whole, `KV_CHUNK · (hd + 4·hd/32)` bytes: scales, then hd/4 rows of 64
+/// positions × 4 quants), `part` its 16 positions, and `o` their scores in
+/// the first query's row (the second's `stride` on). Sizes as
+/// `crate::attn` validates them.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn q8_score_tiles(
+    hd: usize,
+    gn: usize,
+    qq: &[i8],
+    qd: &[f32],
+    k: &[u8],
+    nch: usize,
+    scores: &mut [f32],
+    stride: usize,
+    tile: impl Fn(bool, *const i8, *const f32, *const u8, usize, *mut f32),
+) {
+    let nb = hd / 32;
     let cb = KV_CHUNK * (hd + 4 * nb);
-    let (qp, dp) = (qq.as_ptr(), qd.as_ptr());
     crate::attn::q8_tiles_16x2(nch, gn, |c, part, g0, n| {
         let kc = k[c * cb..(c + 1) * cb].as_ptr();
-        let op = scores[c * KV_CHUNK + 16 * part..].as_mut_ptr();
-        // SAFETY: NEON (this function's contract); the chunk holds cb
-        // bytes (scales, then hd/4 rows of 64 positions × 4 quants); qq has
-        // gn·hd quants and qd gn·nb scales; scores gn rows of `stride` (≥
-        // this chunk's end) from `op`.
-        unsafe {
-            let (q, d, o) = (qp.add(g0 * hd), dp.add(g0 * nb), op.add(g0 * stride));
-            if n == 2 {
-                scores_q8_neon_tile::<2>(hd, nb, q, d, kc, part, o, stride);
-            } else {
-                scores_q8_neon_tile::<1>(hd, nb, q, d, kc, part, o, stride);
-            }
-        }
+        let o = scores[g0 * stride + c * KV_CHUNK + 16 * part..].as_mut_ptr();
+        tile(
+            n == 2,
+            qq[g0 * hd..].as_ptr(),
+            qd[g0 * nb..].as_ptr(),
+            kc,
+            part,
+            o,
+        );
     });
 }
 
@@ -288,24 +327,27 @@ unsafe fn scores_q8_dot(
     stride: usize,
 ) {
     let nb = hd / 32;
-    let cb = KV_CHUNK * (hd + 4 * nb);
-    let (qp, dp) = (qq.as_ptr(), qd.as_ptr());
-    crate::attn::q8_tiles_16x2(nch, gn, |c, part, g0, n| {
-        let kc = k[c * cb..(c + 1) * cb].as_ptr();
-        let op = scores[c * KV_CHUNK + 16 * part..].as_mut_ptr();
-        // SAFETY: NEON and dotprod (this function's contract); the chunk
-        // holds cb bytes (scales, then hd/4 rows of 64 positions × 4
-        // quants); qq has gn·hd quants and qd gn·nb scales; scores gn rows
-        // of `stride` (≥ this chunk's end) from `op`.
-        unsafe {
-            let (q, d, o) = (qp.add(g0 * hd), dp.add(g0 * nb), op.add(g0 * stride));
-            if n == 2 {
-                scores_q8_dot_tile::<2>(hd, nb, q, d, kc, part, o, stride);
-            } else {
-                scores_q8_dot_tile::<1>(hd, nb, q, d, kc, part, o, stride);
+    q8_score_tiles(
+        hd,
+        gn,
+        qq,
+        qd,
+        k,
+        nch,
+        scores,
+        stride,
+        |two, q, d, kc, part, o| {
+            // SAFETY: NEON and dotprod (this function's contract); the extents
+            // are `q8_score_tiles`'s.
+            unsafe {
+                if two {
+                    scores_q8_dot_tile::<2>(hd, nb, q, d, kc, part, o, stride);
+                } else {
+                    scores_q8_dot_tile::<1>(hd, nb, q, d, kc, part, o, stride);
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 /// 16 positions (`part` of a chunk) × `G` queries.
