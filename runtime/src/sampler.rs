@@ -215,13 +215,14 @@ impl Sampler {
     }
 
     /// Top-k with penalties on the `window`'s tokens, the logits read in
-    /// place. Only a window token's logit changes, so a token outside the
+    /// place. Only a window token's logit changes. So a token outside the
     /// window that is among the `k` best after the penalties has at most
-    /// `k − 1` outside tokens and `window.len()` window tokens above it
-    /// before them: it is among the `k + window.len()` best logits. Those
-    /// are taken, the window's tokens among them dropped, every window
-    /// token added back with its penalized logit (computed as
-    /// [`Self::penalize`] does), and the best `k` of these kept.
+    /// `k − 1` outside tokens above it, before the penalties as after, and
+    /// at most `window.len()` window tokens: it is among the `k +
+    /// window.len()` best raw logits. Those are taken, the window's tokens
+    /// among them dropped, every window token added back with its
+    /// penalized logit (computed as [`Self::penalize`] does), and the best
+    /// `k` of these kept.
     fn top_k_penalized(&mut self, logits: &[f32], window: &[u32], k: usize) {
         let n = logits.len();
         self.top_k_of(logits, k + window.len());
