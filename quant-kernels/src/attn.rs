@@ -592,15 +592,23 @@ fn write_row(
     let src = &src[..hd];
     match ty {
         GgmlType::F16 => {
-            // Converted 64 at a time on the dispatched tier.
+            // Converted 64 at a time on the dispatched tier; a value row is
+            // contiguous, a key row one element per dimension's row.
             let mut h = [0u16; 64];
             for (c, part) in src.chunks(64).enumerate() {
                 let h = &mut h[..part.len()];
                 crate::vecops::f32_to_f16(part, h);
-                for (i, &x) in h.iter().enumerate() {
-                    let d = c * 64 + i;
-                    let at = if key { d * KV_CHUNK + j } else { j * hd + d } * 2;
-                    chunk[at..at + 2].copy_from_slice(&x.to_le_bytes());
+                if key {
+                    let rows = chunk[c * 64 * KV_CHUNK * 2..].chunks_exact_mut(KV_CHUNK * 2);
+                    for (&x, row) in h.iter().zip(rows) {
+                        row[2 * j..2 * j + 2].copy_from_slice(&x.to_le_bytes());
+                    }
+                } else {
+                    let at = (j * hd + c * 64) * 2;
+                    let dst = &mut chunk[at..at + 2 * h.len()];
+                    for (&x, d) in h.iter().zip(dst.chunks_exact_mut(2)) {
+                        d.copy_from_slice(&x.to_le_bytes());
+                    }
                 }
             }
         }
