@@ -246,11 +246,20 @@ impl Sampler {
             });
             self.counts[i] = 0;
         }
-        if self.cand.len() > k {
-            self.cand.select_nth_unstable_by(k - 1, desc);
-            self.cand.truncate(k);
-        }
+        self.keep_best(k);
         self.cand.sort_unstable_by(desc);
+    }
+
+    /// Cuts `cand` back to its `k` best (as [`desc`] orders them, not
+    /// sorted) and returns the k-th best logit; `None`, leaving `cand` as
+    /// it is, while fewer than `k` (or `k` is 0).
+    fn keep_best(&mut self, k: usize) -> Option<f32> {
+        if k == 0 || self.cand.len() < k {
+            return None;
+        }
+        self.cand.select_nth_unstable_by(k - 1, desc);
+        self.cand.truncate(k);
+        Some(self.cand[k - 1].logit)
     }
 
     /// [`Self::sample`] over every candidate: penalties, then greedy or
@@ -271,8 +280,7 @@ impl Sampler {
         // top-k (partial selection, then a sort of the k kept).
         let need_sorted = p.top_p < 1.0 || p.min_p > 0.0;
         if p.top_k > 0 && p.top_k < self.cand.len() {
-            self.cand.select_nth_unstable_by(p.top_k - 1, desc);
-            self.cand.truncate(p.top_k);
+            self.keep_best(p.top_k);
             self.cand.sort_unstable_by(desc);
         } else if need_sorted {
             self.cand.sort_unstable_by(desc);
@@ -329,16 +337,11 @@ impl Sampler {
                     }
                 }
             }
-            if floor.is_none() && self.cand.len() >= k {
-                self.cand.select_nth_unstable_by(k - 1, desc);
-                self.cand.truncate(k);
-                floor = Some(self.cand[k - 1].logit);
+            if floor.is_none() {
+                floor = self.keep_best(k);
             }
         }
-        if self.cand.len() > k {
-            self.cand.select_nth_unstable_by(k - 1, desc);
-            self.cand.truncate(k);
-        }
+        self.keep_best(k);
         self.cand.sort_unstable_by(desc);
     }
 
@@ -358,9 +361,7 @@ impl Sampler {
             logit: if l.is_nan() { f32::NEG_INFINITY } else { l },
         });
         if self.cand.len() >= cap {
-            self.cand.select_nth_unstable_by(k - 1, desc);
-            self.cand.truncate(k);
-            *floor = Some(self.cand[k - 1].logit);
+            *floor = self.keep_best(k);
         }
     }
 
