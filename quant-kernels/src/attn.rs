@@ -568,6 +568,89 @@ pub fn kv_write_value(
     write_row(ty, hd, chunk, j, src, false)
 }
 
+/// Fetches ahead, for writing, the cache lines that [`kv_write_key`] and
+/// [`kv_write_value`] write for entry `j` of a key and a value chunk of
+/// type `ty`. A key is one element in each dimension's row of its chunk
+/// (64 lines for an F16 head of 64), and a decode token's write of it would
+/// otherwise miss on each line in turn, since a whole model's weights have
+/// passed through the caches since that chunk was last read. Issued a
+/// matmul ahead of the write, the misses overlap that matmul instead. A
+/// hint only: the chunks are not changed.
+pub fn kv_prefetch(
+    ty: GgmlType,
+    hd: usize,
+    key: &[u8],
+    value: &[u8],
+    j: usize,
+) -> Result<(), Error> {
+    row_lines(ty, hd, j, true, |at| crate::arch::prefetch_write(key, at))?;
+    row_lines(ty, hd, j, false, |at| {
+        crate::arch::prefetch_write(value, at)
+    })
+}
+
+/// Calls `f` with byte offsets into a chunk that hit every 64-byte cache
+/// line that `write_row(ty, hd, chunk, j, _, key)` writes, whatever the
+/// chunk's alignment: one per scattered element (at most 4 bytes, aligned
+/// to its size), and for a contiguous run its first byte, every 64th after
+/// it and its last.
+fn row_lines(
+    ty: GgmlType,
+    hd: usize,
+    j: usize,
+    key: bool,
+    mut f: impl FnMut(usize),
+) -> Result<(), Error> {
+    let es = match ty {
+        GgmlType::F16 => 2,
+        GgmlType::F32 => 4,
+        _ => 0,
+    };
+    if j >= KV_CHUNK {
+        return Err(Error::BufferSize {
+            what: "kv_prefetch: position within the chunk",
+            expected: KV_CHUNK - 1,
+            got: j,
+        });
+    }
+    let mut run = |start: usize, len: usize| {
+        if len == 0 {
+            return;
+        }
+        for at in (start..start + len).step_by(64) {
+            f(at);
+        }
+        f(start + len - 1);
+    };
+    kv_pos_bytes(ty, hd)?;
+    if es > 0 {
+        if key {
+            for d in 0..hd {
+                run((d * KV_CHUNK + j) * es, es);
+            }
+        } else {
+            run(j * hd * es, hd * es);
+        }
+    } else {
+        // Q8_0 (`write_row`'s layout).
+        let nb = hd / QK;
+        for b in 0..nb {
+            if key {
+                run(4 * (b * KV_CHUNK + j), 4);
+            } else {
+                run(b * V_BLOCK_BYTES + 4 * j, 4);
+                run(b * V_BLOCK_BYTES + 4 * KV_CHUNK + j * QK, QK);
+            }
+        }
+        if key {
+            for d4 in 0..hd / 4 {
+                run(4 * nb * KV_CHUNK + (d4 * KV_CHUNK + j) * 4, 4);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Most Q8_0 blocks one head row may hold when written (`hd` ≤ 1024).
 pub(crate) const MAX_ROW_BLOCKS: usize = 32;
 
@@ -703,6 +786,29 @@ pub(crate) fn q8_tiles_16x2(
     }
 }
 
+/// The tiles that the AVX2 and NEON Q8_0 value kernels cover, up to
+/// `max_g` heads × 16 columns (half a block): `tile(g0, gn, c16)` for every
+/// run of `gn` heads from `g0` and every 16 columns of `cols` from `c16`.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
+pub(crate) fn q8_value_tiles_16(
+    group: usize,
+    cols: Cols,
+    max_g: usize,
+    mut tile: impl FnMut(usize, usize, usize),
+) {
+    let mut g0 = 0;
+    while g0 < group {
+        let gn = (group - g0).min(max_g);
+        for c16 in (cols.c0..cols.c1).step_by(16) {
+            tile(g0, gn, c16);
+        }
+        g0 += gn;
+    }
+}
+
 /// f32 `i` of a little-endian byte slice.
 #[inline(always)]
 fn f32_at(b: &[u8], i: usize) -> f32 {
@@ -798,5 +904,46 @@ pub(crate) fn values_q8_generic(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every byte that a key or value write changes lies in a line that
+    /// `row_lines` names, and every line it names holds a written byte
+    /// (so `kv_prefetch` fetches what the write needs and nothing else).
+    #[test]
+    fn prefetched_lines_are_the_written_ones() {
+        for ty in [GgmlType::F16, GgmlType::F32, GgmlType::Q8_0] {
+            for hd in [32, 64, 96, 128] {
+                let pb = kv_pos_bytes(ty, hd).unwrap();
+                let src: Vec<f32> = (0..hd).map(|i| 1.0 + i as f32 / 3.0).collect();
+                for j in [0, 1, 17, 63] {
+                    for key in [true, false] {
+                        // Bytes written: those changed from either fill.
+                        let mut written = vec![false; KV_CHUNK * pb];
+                        for fill in [0x55u8, 0xAA] {
+                            let mut chunk = vec![fill; KV_CHUNK * pb];
+                            write_row(ty, hd, &mut chunk, j, &src, key).unwrap();
+                            for (w, &b) in written.iter_mut().zip(&chunk) {
+                                *w |= b != fill;
+                            }
+                        }
+                        let mut hinted = vec![false; (KV_CHUNK * pb).div_ceil(64)];
+                        row_lines(ty, hd, j, key, |at| hinted[at / 64] = true).unwrap();
+                        let mut holds = vec![false; hinted.len()];
+                        for (at, _) in written.iter().enumerate().filter(|(_, &w)| w) {
+                            assert!(hinted[at / 64], "{ty:?} hd {hd} j {j} key {key}: byte {at}");
+                            holds[at / 64] = true;
+                        }
+                        assert_eq!(hinted, holds, "{ty:?} hd {hd} j {j} key {key}");
+                    }
+                }
+            }
+        }
+        assert!(row_lines(GgmlType::F16, 64, KV_CHUNK, true, |_| ()).is_err());
+        assert!(row_lines(GgmlType::Q4_0, 64, 0, true, |_| ()).is_err());
     }
 }

@@ -227,6 +227,7 @@ impl<'m> Session<'m> {
                 n_past,
                 n_logits,
                 xq_key: None,
+                prefetch: None,
             };
             let r = f(&mut exec);
             exec.post(Job::Quit);
@@ -752,6 +753,9 @@ pub struct Exec<'s, 'a> {
     n_logits: &'s mut usize,
     /// What `xq` holds now: (source buffer id, activation type), to skip requantizing.
     xq_key: Option<(u8, GgmlType)>,
+    /// KV cache lines to fetch ahead (layer, tokens, first position) once
+    /// the next job is posted: see [`Exec::prefetch_kv`].
+    prefetch: Option<(usize, usize, usize)>,
 }
 
 impl std::fmt::Debug for Exec<'_, '_> {
@@ -810,6 +814,9 @@ impl Exec<'_, '_> {
         }
         if matches!(job, Job::Quit) {
             return;
+        }
+        if let Some((layer, n, pos0)) = self.prefetch.take() {
+            self.prefetch_kv(layer, n, pos0);
         }
         sh.work(job, 0);
         let others = self.threads.len();
@@ -983,7 +990,17 @@ impl Exec<'_, '_> {
             ember_quant::dequantize_row(e.ty, row, &mut self.x[j * d..(j + 1) * d])?;
         }
 
+        // RoPE's cos/sin depend on the position only: computed once for
+        // every layer when the batch's fit (decode), else per layer.
         let mut rope = [0f32; 1024];
+        let rd = hp.rope_dim;
+        let hoisted = n * rd <= rope.len();
+        if hoisted {
+            for j in 0..n {
+                let cs = &mut rope[j * rd..(j + 1) * rd];
+                ops::rope_cache(cs, pos0 + j, rd, hp.rope_base, hp.rope_freq_scale);
+            }
+        }
         for (il, l) in model.layers.iter().enumerate() {
             // Attention.
             ops::rmsnorm_rows(
@@ -993,6 +1010,7 @@ impl Exec<'_, '_> {
                 d,
                 hp.norm_eps,
             );
+            self.prefetch = Some((il, n, pos0));
             self.xq_key = None;
             self.project(&[(l.wq, Out::Q), (l.wk, Out::K), (l.wv, Out::V)], n, d)?;
             {
@@ -1007,8 +1025,13 @@ impl Exec<'_, '_> {
                     if let Some(b) = &l.bv {
                         ops::add(&mut self.v[j * kvd..(j + 1) * kvd], b);
                     }
-                    let cs = &mut rope[..hp.rope_dim];
-                    ops::rope_cache(cs, pos0 + j, hp.rope_dim, hp.rope_base, hp.rope_freq_scale);
+                    let cs = if hoisted {
+                        &mut rope[j * rd..(j + 1) * rd]
+                    } else {
+                        let cs = &mut rope[..rd];
+                        ops::rope_cache(cs, pos0 + j, rd, hp.rope_base, hp.rope_freq_scale);
+                        cs
+                    };
                     let neox = hp.rope_mode == RopeMode::Neox;
                     for h in 0..hp.n_head {
                         let o = j * qd + h * hd;
@@ -1086,20 +1109,17 @@ impl Exec<'_, '_> {
     fn store_kv(&mut self, layer: usize, n: usize, pos0: usize) -> Result<()> {
         let sh = self.sh;
         let hp = &sh.model.hp;
-        let (hd, kvd, nkv) = (hp.head_dim, hp.kv_dim(), hp.n_head_kv);
-        let n_pad = sh.plan.config.n_ctx.next_multiple_of(KV_CHUNK);
-        let kv_t = sh.plan.config.kv_type;
-        let (ty, pb) = (kv_t.ggml(), kv_t.pos_bytes(hd)?);
-        let cb = KV_CHUNK * pb;
+        let (hd, kvd) = (hp.head_dim, hp.kv_dim());
+        let ty = sh.plan.config.kv_type.ggml();
         let mut kv = write(&sh.kv);
         let (kc, vc) = &mut *kv;
         let kc: &mut [u8] = bytemuck::cast_slice_mut(&mut kc[..]);
         let vc: &mut [u8] = bytemuck::cast_slice_mut(&mut vc[..]);
         for j in 0..n {
             let pos = pos0 + j;
-            for h in 0..nkv {
-                let at = (layer * nkv + h) * n_pad * pb + (pos / KV_CHUNK) * cb;
-                let (kchunk, vchunk) = (&mut kc[at..at + cb], &mut vc[at..at + cb]);
+            for h in 0..hp.n_head_kv {
+                let span = kv_chunk_span(sh, layer, h, pos)?;
+                let (kchunk, vchunk) = (&mut kc[span.clone()], &mut vc[span]);
                 // A new chunk starts clean, so that the keys past the end
                 // (scored, then ignored) never hold stale values.
                 if pos.is_multiple_of(KV_CHUNK) {
@@ -1112,6 +1132,58 @@ impl Exec<'_, '_> {
         }
         Ok(())
     }
+
+    /// Fetches ahead the cache lines that [`Self::store_kv`] will write
+    /// for a decode token (`ember_quant::kv_prefetch`). A key of 64 F16
+    /// dims is 64 lines, which miss in turn when written (a whole model's
+    /// weights have passed through the caches since the chunk was read).
+    /// Issued by the main thread once the q, k, v matmul is posted, the
+    /// misses overlap that matmul, and the other threads take the chunks
+    /// the main thread has no time for. A hint only; only for a few tokens,
+    /// as a prompt's batch writes whole chunks; an error here (a bad cache
+    /// type) is left for `store_kv` to report.
+    fn prefetch_kv(&self, layer: usize, n: usize, pos0: usize) {
+        const MAX_TOKENS: usize = 4;
+        if n > MAX_TOKENS {
+            return;
+        }
+        let sh = self.sh;
+        let hp = &sh.model.hp;
+        let ty = sh.plan.config.kv_type.ggml();
+        let kv = read(&sh.kv);
+        let kc: &[u8] = bytemuck::cast_slice(&kv.0[..]);
+        let vc: &[u8] = bytemuck::cast_slice(&kv.1[..]);
+        for pos in pos0..pos0 + n {
+            for h in 0..hp.n_head_kv {
+                let Ok(span) = kv_chunk_span(sh, layer, h, pos) else {
+                    return;
+                };
+                let (Some(k), Some(v)) = (kc.get(span.clone()), vc.get(span)) else {
+                    return;
+                };
+                if ember_quant::kv_prefetch(ty, hp.head_dim, k, v, pos % KV_CHUNK).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The bytes of the cache chunk that holds position `pos` of KV head `h`
+/// in `layer` (keys and values alike; `[layer][kvh][chunk]`).
+fn kv_chunk_span(
+    sh: &Shared<'_>,
+    layer: usize,
+    h: usize,
+    pos: usize,
+) -> Result<std::ops::Range<usize>> {
+    let hp = &sh.model.hp;
+    let cfg = sh.plan.config;
+    let pb = cfg.kv_type.pos_bytes(hp.head_dim)?;
+    let n_pad = cfg.n_ctx.next_multiple_of(KV_CHUNK);
+    let cb = KV_CHUNK * pb;
+    let at = (layer * hp.n_head_kv + h) * n_pad * pb + (pos / KV_CHUNK) * cb;
+    Ok(at..at + cb)
 }
 
 #[derive(Clone, Copy)]
@@ -1231,28 +1303,30 @@ fn unpack_at(x: u64) -> (usize, usize) {
 }
 
 /// Copies the threads' matmul outputs (`[token][row]` for each thread's
-/// rows, at offset `at[tid]` in its buffer) into `y` (`n × rows`),
-/// advancing `at`.
+/// rows, at offset `at[tid]` in its buffer) into `y` (`n × rows`). Each
+/// thread's buffer is locked once, and its chunks copied in order.
 fn gather(sh: &Shared<'_>, w: &Weight, first: usize, n: usize, y: &mut [f32]) {
     let t = sh.n_threads;
-    for c in 0..n_chunks(w.rows, t) {
-        let rows = chunk(w.rows, t, c);
-        let len = rows.len();
-        let Some(slot) = sh.chunk_at.get(first + c) else {
-            return;
-        };
-        let (tid, at) = unpack_at(slot.load(Ordering::Relaxed));
-        let Some(out) = sh.outs.get(tid) else {
-            continue;
-        };
+    for (tid, out) in sh.outs.iter().enumerate() {
         let out = lock(out);
-        let Some(o) = out.get(at..at + len * n) else {
-            continue;
-        };
-        // `[token][row]` (see `Shared::matmul_rows`): one copy per token.
-        for (j, src) in o.chunks_exact(len.max(1)).enumerate() {
-            let at = j * w.rows + rows.start;
-            y[at..at + len].copy_from_slice(src);
+        for c in 0..n_chunks(w.rows, t) {
+            let Some(slot) = sh.chunk_at.get(first + c) else {
+                return;
+            };
+            let (ct, at) = unpack_at(slot.load(Ordering::Relaxed));
+            if ct != tid {
+                continue;
+            }
+            let rows = chunk(w.rows, t, c);
+            let len = rows.len();
+            let Some(o) = out.get(at..at + len * n) else {
+                continue;
+            };
+            // `[token][row]` (see `Shared::matmul_rows`): one copy per token.
+            for (j, src) in o.chunks_exact(len.max(1)).enumerate() {
+                let at = j * w.rows + rows.start;
+                y[at..at + len].copy_from_slice(src);
+            }
         }
     }
 }
@@ -1300,19 +1374,22 @@ fn gather_attn(sh: &Shared<'_>, n: usize, att: &mut [f32]) {
     let width = hp.head_dim * (hp.n_head / hp.n_head_kv);
     let total = n * hp.n_head_kv;
     let per = attn_chunk(total, sh.n_threads);
-    for c in 0..total.div_ceil(per) {
-        let units = c * per..((c + 1) * per).min(total);
-        let Some(slot) = sh.chunk_at.get(c) else {
-            return;
-        };
-        let (tid, at) = unpack_at(slot.load(Ordering::Relaxed));
-        let Some(out) = sh.outs.get(tid) else {
-            continue;
-        };
+    // Each thread's buffer locked once, as in `gather`.
+    for (tid, out) in sh.outs.iter().enumerate() {
         let out = lock(out);
-        let len = units.len() * width;
-        if let Some(o) = out.get(at..at + len) {
-            att[units.start * width..units.start * width + len].copy_from_slice(o);
+        for c in 0..total.div_ceil(per) {
+            let Some(slot) = sh.chunk_at.get(c) else {
+                return;
+            };
+            let (ct, at) = unpack_at(slot.load(Ordering::Relaxed));
+            if ct != tid {
+                continue;
+            }
+            let units = c * per..((c + 1) * per).min(total);
+            let len = units.len() * width;
+            if let Some(o) = out.get(at..at + len) {
+                att[units.start * width..units.start * width + len].copy_from_slice(o);
+            }
         }
     }
 }

@@ -218,29 +218,24 @@ unsafe fn values_q8(
     let nb = hd / 32;
     let cb = KV_CHUNK * (hd + 4 * nb);
     let w = cols.width();
-    let mut g0 = 0;
-    while g0 < group {
-        let gn = (group - g0).min(4);
-        for c16 in (cols.c0..cols.c1).step_by(16) {
-            let (b, half) = (c16 / 32, (c16 % 32) / 16);
-            let pp = probs[g0 * stride..].as_ptr();
-            let op = out[g0 * w + c16 - cols.c0..].as_mut_ptr();
-            let vp = v[b * V_BLOCK_BYTES..].as_ptr();
-            // SAFETY: NEON (this function's contract); v holds
-            // len.div_ceil(64) whole chunks of cb bytes, block b's part of
-            // each at b·V_BLOCK_BYTES; probs gn rows of `stride` ≥ len from
-            // g0; out gn rows of w, 16 columns from c16.
-            unsafe {
-                match gn {
-                    4 => values_q8_tile::<4>(cb, w, half, len, pp, stride, vp, op),
-                    3 => values_q8_tile::<3>(cb, w, half, len, pp, stride, vp, op),
-                    2 => values_q8_tile::<2>(cb, w, half, len, pp, stride, vp, op),
-                    _ => values_q8_tile::<1>(cb, w, half, len, pp, stride, vp, op),
-                }
+    crate::attn::q8_value_tiles_16(group, cols, 4, |g0, gn, c16| {
+        let (b, half) = (c16 / 32, (c16 % 32) / 16);
+        let pp = probs[g0 * stride..].as_ptr();
+        let op = out[g0 * w + c16 - cols.c0..].as_mut_ptr();
+        let vp = v[b * V_BLOCK_BYTES..].as_ptr();
+        // SAFETY: NEON (this function's contract); v holds len.div_ceil(64)
+        // whole chunks of cb bytes, block b's part of each at
+        // b·V_BLOCK_BYTES; probs gn rows of `stride` ≥ len from g0; out gn
+        // rows of w, 16 columns from c16.
+        unsafe {
+            match gn {
+                4 => values_q8_tile::<4>(cb, w, half, len, pp, stride, vp, op),
+                3 => values_q8_tile::<3>(cb, w, half, len, pp, stride, vp, op),
+                2 => values_q8_tile::<2>(cb, w, half, len, pp, stride, vp, op),
+                _ => values_q8_tile::<1>(cb, w, half, len, pp, stride, vp, op),
             }
         }
-        g0 += gn;
-    }
+    });
 }
 
 /// `G` heads × 16 columns (`half` of a block) over all `len` positions.

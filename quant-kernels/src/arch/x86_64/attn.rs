@@ -457,26 +457,21 @@ unsafe fn y_values_q8(
     let nb = hd / 32;
     let cb = KV_CHUNK * (hd + 4 * nb);
     let w = cols.width();
-    let mut g0 = 0;
-    while g0 < group {
-        let gn = (group - g0).min(3);
-        for h in 2 * cols.c0 / 32..2 * cols.c1 / 32 {
-            let (b, half) = (h / 2, h % 2);
-            let pp = probs[g0 * stride..].as_ptr();
-            let op = out[g0 * w + 16 * h - cols.c0..].as_mut_ptr();
-            let vp = v[b * V_BLOCK_BYTES..].as_ptr();
-            // SAFETY: as in `z_values_q8`, for the columns 16·half.. of
-            // block b.
-            unsafe {
-                match gn {
-                    3 => y_values_q8_tile::<3>(cb, w, half, len, pp, stride, vp, op),
-                    2 => y_values_q8_tile::<2>(cb, w, half, len, pp, stride, vp, op),
-                    _ => y_values_q8_tile::<1>(cb, w, half, len, pp, stride, vp, op),
-                }
+    crate::attn::q8_value_tiles_16(group, cols, 3, |g0, gn, c16| {
+        let (b, half) = (c16 / 32, (c16 % 32) / 16);
+        let pp = probs[g0 * stride..].as_ptr();
+        let op = out[g0 * w + c16 - cols.c0..].as_mut_ptr();
+        let vp = v[b * V_BLOCK_BYTES..].as_ptr();
+        // SAFETY: the AVX2 tier's features (this function's contract); as
+        // in `z_values_q8`, for the columns 16·half.. of block b.
+        unsafe {
+            match gn {
+                3 => y_values_q8_tile::<3>(cb, w, half, len, pp, stride, vp, op),
+                2 => y_values_q8_tile::<2>(cb, w, half, len, pp, stride, vp, op),
+                _ => y_values_q8_tile::<1>(cb, w, half, len, pp, stride, vp, op),
             }
         }
-        g0 += gn;
-    }
+    });
 }
 
 /// `G` heads × 16 columns (`half` of a block) over all `len` positions.
