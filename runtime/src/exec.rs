@@ -191,13 +191,14 @@ impl<'m> Session<'m> {
             atts: atts.into_iter().map(Mutex::new).collect(),
             scores: scores.into_iter().map(RwLock::new).collect(),
             job: Mutex::new(Job::Idle),
-            gen: AtomicUsize::new(0),
-            done: AtomicUsize::new(0),
-            next: AtomicUsize::new(0),
+            gen: Padded::default(),
+            done: Padded::default(),
+            next: Padded::default(),
             chunk_at: (0..MAX_JOB_WEIGHTS * CHUNKS_PER_THREAD * n_threads)
-                .map(|_| AtomicU64::new(0))
+                .map(|_| Padded::default())
                 .collect(),
             sleeping: (0..n_threads).map(|_| AtomicBool::new(false)).collect(),
+            has_failed: Padded::default(),
             failed: Mutex::new(None),
         };
         let n_past = &mut self.n_past;
@@ -331,15 +332,34 @@ struct Shared<'a> {
     atts: Vec<Mutex<&'a mut [f32]>>,
     scores: Vec<RwLock<&'a mut [f32]>>,
     job: Mutex<Job>,
-    gen: AtomicUsize,
-    done: AtomicUsize,
+    // The counters and flags that threads write while others read them
+    // each have a cache line of their own ([`Padded`]), so that a write to
+    // one does not take the line from a thread reading another.
+    gen: Padded<AtomicUsize>,
+    done: Padded<AtomicUsize>,
     /// The next chunk of the running matmul job for a thread to take.
-    next: AtomicUsize,
+    next: Padded<AtomicUsize>,
     /// Where each chunk of the running matmul job was written: the thread
     /// and the offset in its output buffer ([`pack_at`]).
-    chunk_at: Vec<AtomicU64>,
+    chunk_at: Vec<Padded<AtomicU64>>,
     sleeping: Vec<AtomicBool>,
+    /// Set with `failed`, so that checking for an error reads a flag rather
+    /// than taking a lock.
+    has_failed: Padded<AtomicBool>,
     failed: Mutex<Option<Error>>,
+}
+
+/// A value alone on its cache line (two 64-byte lines: some CPUs fetch
+/// lines in adjacent pairs).
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -402,6 +422,7 @@ impl Shared<'_> {
         if f.is_none() {
             *f = Some(e);
         }
+        self.has_failed.store(true, Ordering::Release);
     }
 
     fn work(&self, job: Job, tid: usize) {
@@ -833,6 +854,11 @@ impl Exec<'_, '_> {
     }
 
     fn check_failed(&self) -> Result<()> {
+        // A thread sets the flag before it counts itself done.
+        if !self.sh.has_failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.sh.has_failed.store(false, Ordering::Relaxed);
         match lock(&self.sh.failed).take() {
             Some(e) => Err(e),
             None => Ok(()),
