@@ -786,24 +786,60 @@ pub(crate) fn q8_tiles_16x2(
     }
 }
 
-/// The tiles that the AVX2 and NEON Q8_0 value kernels cover, up to
-/// `max_g` heads × 16 columns (half a block): `tile(g0, gn, c16)` for every
-/// run of `gn` heads from `g0` and every 16 columns of `cols` from `c16`.
+/// One tile of the AVX2 and NEON Q8_0 value kernels: `gn` heads × 16
+/// columns, `half` of block `b`, over every position. `p` is the first
+/// head's probabilities (`stride` apart), `v` block `b`'s part of the first
+/// value chunk (chunks `cb` bytes apart), `out` the first head's 16 outputs
+/// (rows `ow` apart).
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
+pub(crate) struct Q8ValueTile {
+    pub gn: usize,
+    pub half: usize,
+    pub cb: usize,
+    pub ow: usize,
+    pub p: *const f32,
+    pub v: *const u8,
+    pub out: *mut f32,
+}
+
+/// The tiles of the AVX2 and NEON Q8_0 value kernels (arguments as
+/// [`ValuesFn`]'s): `tile` for every run of at most `max_g` heads and every
+/// 16 columns of `cols`.
+#[allow(clippy::too_many_arguments)]
 #[cfg_attr(
     not(any(target_arch = "x86_64", target_arch = "aarch64")),
     allow(dead_code)
 )]
 pub(crate) fn q8_value_tiles_16(
+    hd: usize,
     group: usize,
+    probs: &[f32],
+    stride: usize,
+    v: &[u8],
     cols: Cols,
+    out: &mut [f32],
     max_g: usize,
-    mut tile: impl FnMut(usize, usize, usize),
+    mut tile: impl FnMut(Q8ValueTile),
 ) {
+    let cb = KV_CHUNK * (hd + 4 * (hd / QK));
+    let ow = cols.width();
     let mut g0 = 0;
     while g0 < group {
         let gn = (group - g0).min(max_g);
         for c16 in (cols.c0..cols.c1).step_by(16) {
-            tile(g0, gn, c16);
+            let b = c16 / QK;
+            tile(Q8ValueTile {
+                gn,
+                half: (c16 % QK) / 16,
+                cb,
+                ow,
+                p: probs[g0 * stride..].as_ptr(),
+                v: v[b * V_BLOCK_BYTES..].as_ptr(),
+                out: out[g0 * ow + c16 - cols.c0..].as_mut_ptr(),
+            });
         }
         g0 += gn;
     }

@@ -13,7 +13,7 @@ use core::arch::aarch64::*;
 
 use super::common::f16x8;
 use super::has;
-use crate::attn::{AttnKernels, Cols, Q8Kernels, KV_CHUNK, V_BLOCK_BYTES};
+use crate::attn::{AttnKernels, Cols, Q8Kernels, KV_CHUNK};
 use crate::GgmlType;
 
 /// The Q8_0-cache kernels on NEON: value sums in [`values_q8`]; scores
@@ -215,24 +215,16 @@ unsafe fn values_q8(
     cols: Cols,
     out: &mut [f32],
 ) {
-    let nb = hd / 32;
-    let cb = KV_CHUNK * (hd + 4 * nb);
-    let w = cols.width();
-    crate::attn::q8_value_tiles_16(group, cols, 4, |g0, gn, c16| {
-        let (b, half) = (c16 / 32, (c16 % 32) / 16);
-        let pp = probs[g0 * stride..].as_ptr();
-        let op = out[g0 * w + c16 - cols.c0..].as_mut_ptr();
-        let vp = v[b * V_BLOCK_BYTES..].as_ptr();
+    crate::attn::q8_value_tiles_16(hd, group, probs, stride, v, cols, out, 4, |t| {
         // SAFETY: NEON (this function's contract); v holds len.div_ceil(64)
-        // whole chunks of cb bytes, block b's part of each at
-        // b·V_BLOCK_BYTES; probs gn rows of `stride` ≥ len from g0; out gn
-        // rows of w, 16 columns from c16.
+        // whole chunks of t.cb bytes, the tile's block part of each at t.v;
+        // t.p gn rows of `stride` ≥ len; t.out gn rows of t.ow, 16 columns.
         unsafe {
-            match gn {
-                4 => values_q8_tile::<4>(cb, w, half, len, pp, stride, vp, op),
-                3 => values_q8_tile::<3>(cb, w, half, len, pp, stride, vp, op),
-                2 => values_q8_tile::<2>(cb, w, half, len, pp, stride, vp, op),
-                _ => values_q8_tile::<1>(cb, w, half, len, pp, stride, vp, op),
+            match t.gn {
+                4 => values_q8_tile::<4>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
+                3 => values_q8_tile::<3>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
+                2 => values_q8_tile::<2>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
+                _ => values_q8_tile::<1>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
             }
         }
     });

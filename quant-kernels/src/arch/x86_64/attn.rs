@@ -454,21 +454,14 @@ unsafe fn y_values_q8(
     cols: Cols,
     out: &mut [f32],
 ) {
-    let nb = hd / 32;
-    let cb = KV_CHUNK * (hd + 4 * nb);
-    let w = cols.width();
-    crate::attn::q8_value_tiles_16(group, cols, 3, |g0, gn, c16| {
-        let (b, half) = (c16 / 32, (c16 % 32) / 16);
-        let pp = probs[g0 * stride..].as_ptr();
-        let op = out[g0 * w + c16 - cols.c0..].as_mut_ptr();
-        let vp = v[b * V_BLOCK_BYTES..].as_ptr();
+    crate::attn::q8_value_tiles_16(hd, group, probs, stride, v, cols, out, 3, |t| {
         // SAFETY: the AVX2 tier's features (this function's contract); as
-        // in `z_values_q8`, for the columns 16·half.. of block b.
+        // in `z_values_q8`, for the tile's 16 columns (t.half of its block).
         unsafe {
-            match gn {
-                3 => y_values_q8_tile::<3>(cb, w, half, len, pp, stride, vp, op),
-                2 => y_values_q8_tile::<2>(cb, w, half, len, pp, stride, vp, op),
-                _ => y_values_q8_tile::<1>(cb, w, half, len, pp, stride, vp, op),
+            match t.gn {
+                3 => y_values_q8_tile::<3>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
+                2 => y_values_q8_tile::<2>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
+                _ => y_values_q8_tile::<1>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
             }
         }
     });
