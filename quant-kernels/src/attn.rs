@@ -583,6 +583,13 @@ pub fn kv_prefetch(
     value: &[u8],
     j: usize,
 ) -> Result<(), Error> {
+    // Whole chunks, as the writes take them: this also bounds `hd`.
+    let cb = product(
+        "kv_prefetch: chunk bytes",
+        &[KV_CHUNK, kv_pos_bytes(ty, hd)?],
+    )?;
+    check("kv_prefetch: key chunk bytes", cb, key.len())?;
+    check("kv_prefetch: value chunk bytes", cb, value.len())?;
     row_lines(ty, hd, j, true, |at| crate::arch::prefetch_write(key, at))?;
     row_lines(ty, hd, j, false, |at| {
         crate::arch::prefetch_write(value, at)
@@ -981,5 +988,9 @@ mod tests {
         }
         assert!(row_lines(GgmlType::F16, 64, KV_CHUNK, true, |_| ()).is_err());
         assert!(row_lines(GgmlType::Q4_0, 64, 0, true, |_| ()).is_err());
+        let chunk = vec![0u8; KV_CHUNK * 128];
+        assert!(kv_prefetch(GgmlType::F16, 64, &chunk, &chunk, 5).is_ok());
+        assert!(kv_prefetch(GgmlType::F16, 64, &chunk[1..], &chunk, 5).is_err());
+        assert!(kv_prefetch(GgmlType::F32, usize::MAX / 4, &chunk, &chunk, 0).is_err());
     }
 }
