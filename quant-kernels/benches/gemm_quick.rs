@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use ember_quant::{gemm_with, quantize_row, vec_dot_type, GgmlType, Tier};
+use ember_quant::{gemm_in_with, gemm_scratch_len, quantize_row, vec_dot_type, GgmlType, Tier};
 
 const FORMATS: [GgmlType; 9] = [
     GgmlType::Q4_0,
@@ -73,12 +73,25 @@ fn main() {
                 .collect();
             let x = quant(xt, &floats(k * N, 7));
             let mut y = vec![0f32; rows * N];
+            // The scratch the runtime plans.
+            let mut scratch = vec![0f32; gemm_scratch_len(ty, k, N)];
             let mut line = format!("{:<6} {:>12}", format!("{ty}"), format!("{rows}x{k}x{N}"));
             for &t in &tiers {
                 let mut best = f64::INFINITY;
                 for _ in 0..15 {
                     let s = Instant::now();
-                    gemm_with(t, ty, black_box(&w), k, 0..rows, black_box(&x), N, &mut y).unwrap();
+                    gemm_in_with(
+                        t,
+                        ty,
+                        black_box(&w),
+                        k,
+                        0..rows,
+                        black_box(&x),
+                        N,
+                        &mut y,
+                        &mut scratch,
+                    )
+                    .unwrap();
                     best = best.min(s.elapsed().as_secs_f64());
                 }
                 let gf = 2.0 * (rows * k * N) as f64 / best / 1e9;

@@ -22,7 +22,10 @@ pub(crate) type GemvFn = fn(k: usize, w: &[u8], x: &[u8], y: &mut [f32]);
 
 /// A matrix-matrix kernel: `w` holds exactly `m` rows, `x` exactly `n`
 /// activation rows, `y` exactly `m * n` outputs (row-major by weight row).
-pub(crate) type GemmFn = fn(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]);
+/// `scratch` is the caller's, of any length (see [`crate::gemm_scratch_len`]);
+/// a kernel may use it and must give the same result whatever its length.
+pub(crate) type GemmFn =
+    fn(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], scratch: &mut [f32]);
 
 /// The kernels one tier has for one weight type. `gemv`/`gemm` default to a
 /// loop over `vec_dot`.

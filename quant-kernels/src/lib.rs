@@ -247,7 +247,7 @@ pub fn gemm(
     n: usize,
     y: &mut [f32],
 ) -> Result<(), Error> {
-    gemm_with(try_tier()?, ty, w, k, rows, x, n, y)
+    gemm_in_with(try_tier()?, ty, w, k, rows, x, n, y, &mut [])
 }
 
 /// [`gemm`] on an explicit tier (`Error::Tier` if it cannot run here).
@@ -261,6 +261,52 @@ pub fn gemm_with(
     x: &[u8],
     n: usize,
     y: &mut [f32],
+) -> Result<(), Error> {
+    gemm_in_with(t, ty, w, k, rows, x, n, y, &mut [])
+}
+
+/// The f32 scratch with which [`gemm_in`] runs every tier's kernel for
+/// weights of type `ty` (rows of `k`) on `n` columns at its fastest: 0
+/// where no kernel uses one. Plan it once and pass it to each call.
+pub fn gemm_scratch_len(ty: GgmlType, k: usize, n: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if ty == GgmlType::F16 {
+        return arch::x86_64::zgemm::gemm_f16_scratch(k, n);
+    }
+    let _ = (ty, k, n);
+    0
+}
+
+/// [`gemm`] with a caller's `scratch` for the kernels that convert the
+/// activations once per call (see [`gemm_scratch_len`]). Any length works,
+/// and the result is the same bits whatever the length; a shorter one may
+/// be slower.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_in(
+    ty: GgmlType,
+    w: &[u8],
+    k: usize,
+    rows: Range<usize>,
+    x: &[u8],
+    n: usize,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    gemm_in_with(try_tier()?, ty, w, k, rows, x, n, y, scratch)
+}
+
+/// [`gemm_in`] on an explicit tier (`Error::Tier` if it cannot run here).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_in_with(
+    t: Tier,
+    ty: GgmlType,
+    w: &[u8],
+    k: usize,
+    rows: Range<usize>,
+    x: &[u8],
+    n: usize,
+    y: &mut [f32],
+    scratch: &mut [f32],
 ) -> Result<(), Error> {
     let p = plan(t, ty, k)?;
     let ws = row_slice(w, p.w_row, &rows)?;
@@ -281,7 +327,7 @@ pub fn gemm_with(
         return Ok(());
     }
     match p.k.gemm {
-        Some(g) => g(k, ws, x, n, y),
+        Some(g) => g(k, ws, x, n, y, scratch),
         None => {
             // Row-major by weight row; each weight row stays hot across the batch.
             for (yr, wr) in y.chunks_exact_mut(n).zip(ws.chunks_exact(p.w_row)) {

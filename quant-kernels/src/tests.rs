@@ -350,6 +350,47 @@ fn gemv_and_gemm_match_vec_dot() {
     }
 }
 
+/// `gemm_in` gives the bits of `gemm` whatever its scratch: none, all the
+/// columns at once, a few columns (misaligned), and with k in several
+/// chunks with a ragged tail. Against the scalar tier within tolerance.
+#[test]
+fn gemm_scratch_never_changes_the_result() {
+    let ty = GgmlType::F16;
+    for (k, m, nb) in [(576, 19, 37), (1000, 9, 20), (1536, 8, 5)] {
+        let mut w = Vec::new();
+        for r in 0..m {
+            w.extend(weight_row(ty, k, 300 + r as u64));
+        }
+        let mut x = Vec::new();
+        for j in 0..nb {
+            x.extend(quant(ty, &data(k, 400 + j as u64)));
+        }
+        let mut want = vec![0f32; m * nb];
+        gemm(ty, &w, k, 0..m, &x, nb, &mut want).unwrap();
+        let mut reference = vec![0f32; m * nb];
+        gemm_with(Tier::Scalar, ty, &w, k, 0..m, &x, nb, &mut reference).unwrap();
+        for (i, (&a, &b)) in want.iter().zip(&reference).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "k={k} [{i}]: {a} vs scalar {b}"
+            );
+        }
+        let full = gemm_scratch_len(ty, k, nb);
+        let step = full.saturating_sub(16) / nb.max(1);
+        for len in [0, full, full + 5, 17 * step + 3, 5 * step, step] {
+            let mut scratch = vec![f32::NAN; len + 1];
+            let mut y = vec![f32::NAN; m * nb];
+            // Offset by one f32 so the scratch is not 64-byte aligned.
+            gemm_in(ty, &w, k, 0..m, &x, nb, &mut y, &mut scratch[1..]).unwrap();
+            assert_eq!(
+                y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "k={k} n={nb}: scratch of {len} changed the result"
+            );
+        }
+    }
+}
+
 #[test]
 fn length_validation() {
     let ty = GgmlType::Q4_0;

@@ -523,8 +523,8 @@ impl Shared<'_> {
             // The gemm writes `[row][token]`; the output is kept
             // `[token][row]`, transposed here by the thread that computed
             // it, so that `gather` only copies.
-            let t = &mut tr[..len * n];
-            ember_quant::gemm(w.ty, data, w.k, rows, x, n, t)?;
+            let (t, scratch) = tr.split_at_mut(len * n);
+            ember_quant::gemm_in(w.ty, data, w.k, rows, x, n, t, scratch)?;
             transpose(t, len, n, y);
         }
         Ok(())

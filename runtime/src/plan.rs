@@ -202,9 +202,21 @@ impl Plan {
             nkv: hp.n_head_kv,
             unit: (hp.n_head / hp.n_head_kv.max(1)) * hp.head_dim,
         });
-        // One chunk × the batch, before it is transposed.
+        // One chunk × the batch, before it is transposed, then the gemm
+        // kernels' scratch (F16 converts the batch's activations once).
         let tr = if n_batch > 1 {
-            (chunk(qd.max(kvd).max(ff).max(d)) * n_batch).max(chunk(nv) * n_logits)
+            let scratch = |ws: &[&Weight], n: usize| {
+                ws.iter()
+                    .map(|w| ember_quant::gemm_scratch_len(w.ty, w.k, n))
+                    .max()
+                    .unwrap_or(0)
+            };
+            let mut gemm_scratch = scratch(&[&model.output], n_logits);
+            for l in &model.layers {
+                let ws = [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down];
+                gemm_scratch = gemm_scratch.max(scratch(&ws, n_batch));
+            }
+            (chunk(qd.max(kvd).max(ff).max(d)) * n_batch).max(chunk(nv) * n_logits) + gemm_scratch
         } else {
             0
         };

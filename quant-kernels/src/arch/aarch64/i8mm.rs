@@ -41,12 +41,12 @@ pub(crate) fn kernels(ty: GgmlType) -> Option<Kernels> {
     })
 }
 
-fn gemm_q8_0_q8_0(_k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
+fn gemm_q8_0_q8_0(_k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], _: &mut [f32]) {
     // SAFETY: only handed out by `kernels`, after it checked neon, dotprod and i8mm.
     unsafe { gemm_q8_0(blocks(w), blocks(x), n, y) }
 }
 
-fn gemm_q4_0_q8_0(_k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
+fn gemm_q4_0_q8_0(_k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], _: &mut [f32]) {
     // SAFETY: only handed out by `kernels`, after it checked neon, dotprod and i8mm.
     unsafe { gemm_q4_0(blocks(w), blocks(x), n, y) }
 }

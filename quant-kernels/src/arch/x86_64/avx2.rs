@@ -143,6 +143,7 @@ fn legacy_gemm<F: Legacy, const R: usize, const C: usize>(
     x: &[u8],
     n: usize,
     y: &mut [f32],
+    _: &mut [f32],
 ) {
     // SAFETY: only reachable via `kernels`, which checked avx2+fma+f16c;
     // sizes validated by the caller.
@@ -171,7 +172,7 @@ fn k_gemv<F: KQuant>(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
     unsafe { k_gemm_t::<F, 4>(k, w, x, 1, y) }
 }
 
-fn k_gemm<F: KQuant>(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
+fn k_gemm<F: KQuant>(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], _: &mut [f32]) {
     // SAFETY: only reachable via `kernels`, which checked avx2+fma+f16c;
     // sizes validated by the caller.
     unsafe { k_gemm_t::<F, 4>(k, w, x, n, y) }
@@ -203,7 +204,7 @@ fn f16_gemv(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
     unsafe { f16_gemm_t::<4, 1>(k, w, x, 1, y) }
 }
 
-fn f16_gemm(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
+fn f16_gemm(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], _: &mut [f32]) {
     // SAFETY: only reachable via `kernels`, which checked avx2+fma+f16c;
     // sizes validated by the caller.
     unsafe { f16_gemm_t::<4, 2>(k, w, x, n, y) }

@@ -63,10 +63,10 @@ fn f16_gemv(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
     unsafe { zgemm::gemv_f16(k, w, x, y) }
 }
 
-fn f16_gemm(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
+fn f16_gemm(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], scratch: &mut [f32]) {
     // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier
     // (all `gemm_f16` needs); sizes validated by the caller.
-    unsafe { zgemm::gemm_f16(k, w, x, n, y) }
+    unsafe { zgemm::gemm_f16(k, w, x, n, y, scratch) }
 }
 
 /// Legacy-format kernels; only handed out with VNNI. gemm is the
@@ -79,7 +79,7 @@ fn legacy_kernels<F: Legacy, Z: zgemm::ZFormat>() -> Kernels {
     }
 }
 
-fn z_gemm<Z: zgemm::ZFormat>(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
+fn z_gemm<Z: zgemm::ZFormat>(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], _: &mut [f32]) {
     // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier and
     // VNNI; sizes validated by the caller.
     unsafe { zgemm::gemm::<Z>(k, w, x, n, y) }

@@ -11,7 +11,7 @@ mod quant;
 #[cfg(test)]
 mod tests;
 pub(crate) mod vec;
-mod zgemm;
+pub(crate) mod zgemm;
 
 /// Whether the CPU has `feature` (run-time detection with `std`, the
 /// compile-time target features without).
