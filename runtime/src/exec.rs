@@ -1333,25 +1333,38 @@ fn unpack_at(x: u64) -> (usize, usize) {
 /// thread's buffer is locked once, and its chunks copied in order.
 fn gather(sh: &Shared<'_>, w: &Weight, first: usize, n: usize, y: &mut [f32]) {
     let t = sh.n_threads;
+    each_chunk(sh, first, n_chunks(w.rows, t), |out, c, at| {
+        let rows = chunk(w.rows, t, c);
+        let len = rows.len();
+        let Some(o) = out.get(at..at + len * n) else {
+            return;
+        };
+        // `[token][row]` (see `Shared::matmul_rows`): one copy per token.
+        for (j, src) in o.chunks_exact(len.max(1)).enumerate() {
+            let at = j * w.rows + rows.start;
+            y[at..at + len].copy_from_slice(src);
+        }
+    });
+}
+
+/// `f(buffer, c, at)` for each of the `count` chunks whose slots start at
+/// `chunk_at[first]`: chunk `c` was written at `at` in `buffer`, the output
+/// buffer of the thread that took it. Each thread's buffer is locked once.
+fn each_chunk(
+    sh: &Shared<'_>,
+    first: usize,
+    count: usize,
+    mut f: impl FnMut(&[f32], usize, usize),
+) {
     for (tid, out) in sh.outs.iter().enumerate() {
         let out = lock(out);
-        for c in 0..n_chunks(w.rows, t) {
+        for c in 0..count {
             let Some(slot) = sh.chunk_at.get(first + c) else {
                 return;
             };
             let (ct, at) = unpack_at(slot.load(Ordering::Relaxed));
-            if ct != tid {
-                continue;
-            }
-            let rows = chunk(w.rows, t, c);
-            let len = rows.len();
-            let Some(o) = out.get(at..at + len * n) else {
-                continue;
-            };
-            // `[token][row]` (see `Shared::matmul_rows`): one copy per token.
-            for (j, src) in o.chunks_exact(len.max(1)).enumerate() {
-                let at = j * w.rows + rows.start;
-                y[at..at + len].copy_from_slice(src);
+            if ct == tid {
+                f(&out, c, at);
             }
         }
     }
@@ -1400,24 +1413,13 @@ fn gather_attn(sh: &Shared<'_>, n: usize, att: &mut [f32]) {
     let width = hp.head_dim * (hp.n_head / hp.n_head_kv);
     let total = n * hp.n_head_kv;
     let per = attn_chunk(total, sh.n_threads);
-    // Each thread's buffer locked once, as in `gather`.
-    for (tid, out) in sh.outs.iter().enumerate() {
-        let out = lock(out);
-        for c in 0..total.div_ceil(per) {
-            let Some(slot) = sh.chunk_at.get(c) else {
-                return;
-            };
-            let (ct, at) = unpack_at(slot.load(Ordering::Relaxed));
-            if ct != tid {
-                continue;
-            }
-            let units = c * per..((c + 1) * per).min(total);
-            let len = units.len() * width;
-            if let Some(o) = out.get(at..at + len) {
-                att[units.start * width..units.start * width + len].copy_from_slice(o);
-            }
+    each_chunk(sh, 0, total.div_ceil(per), |out, c, at| {
+        let units = c * per..((c + 1) * per).min(total);
+        let len = units.len() * width;
+        if let Some(o) = out.get(at..at + len) {
+            att[units.start * width..units.start * width + len].copy_from_slice(o);
         }
-    }
+    });
 }
 
 #[cfg(test)]
