@@ -271,7 +271,7 @@ pub fn gemm_with(
 pub fn gemm_scratch_len(ty: GgmlType, k: usize, n: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     if ty == GgmlType::F16 {
-        return arch::x86_64::zgemm::gemm_f16_scratch(k, n);
+        return arch::x86_64::f16gemm::scratch_len(k, n);
     }
     let _ = (ty, k, n);
     0

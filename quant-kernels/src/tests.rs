@@ -350,9 +350,10 @@ fn gemv_and_gemm_match_vec_dot() {
     }
 }
 
-/// `gemm_in` gives the bits of `gemm` whatever its scratch: none, all the
-/// columns at once, a few columns (misaligned), and with k in several
-/// chunks with a ragged tail. Against the scalar tier within tolerance.
+/// On every tier here, `gemm_in` gives the bits of `gemm` whatever its
+/// scratch: none, all the columns at once, a few columns (misaligned), and
+/// with k in several chunks with a ragged tail (k = 1000: chunks of 512 and
+/// 488, not a multiple of 8). Against the scalar tier within tolerance.
 #[test]
 fn gemm_scratch_never_changes_the_result() {
     let ty = GgmlType::F16;
@@ -365,28 +366,28 @@ fn gemm_scratch_never_changes_the_result() {
         for j in 0..nb {
             x.extend(quant(ty, &data(k, 400 + j as u64)));
         }
-        let mut want = vec![0f32; m * nb];
-        gemm(ty, &w, k, 0..m, &x, nb, &mut want).unwrap();
         let mut reference = vec![0f32; m * nb];
         gemm_with(Tier::Scalar, ty, &w, k, 0..m, &x, nb, &mut reference).unwrap();
-        for (i, (&a, &b)) in want.iter().zip(&reference).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
-                "k={k} [{i}]: {a} vs scalar {b}"
-            );
-        }
-        let full = gemm_scratch_len(ty, k, nb);
-        let step = full.saturating_sub(16) / nb.max(1);
-        for len in [0, full, full + 5, 17 * step + 3, 5 * step, step] {
-            let mut scratch = vec![f32::NAN; len + 1];
-            let mut y = vec![f32::NAN; m * nb];
-            // Offset by one f32 so the scratch is not 64-byte aligned.
-            gemm_in(ty, &w, k, 0..m, &x, nb, &mut y, &mut scratch[1..]).unwrap();
-            assert_eq!(
-                y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                "k={k} n={nb}: scratch of {len} changed the result"
-            );
+        for t in Tier::ALL.into_iter().filter(|t| t.is_supported()) {
+            let mut want = vec![0f32; m * nb];
+            gemm_with(t, ty, &w, k, 0..m, &x, nb, &mut want).unwrap();
+            for (i, (&a, &b)) in want.iter().zip(&reference).enumerate() {
+                let ok = (a - b).abs() <= 1e-4 * b.abs().max(1.0);
+                assert!(ok, "{t} k={k} [{i}]: {a} vs scalar {b}");
+            }
+            let full = gemm_scratch_len(ty, k, nb);
+            let step = full.saturating_sub(16) / nb.max(1);
+            for len in [0, full, full + 5, 17 * step + 3, 5 * step, step] {
+                let mut scratch = vec![f32::NAN; len + 1];
+                let mut y = vec![f32::NAN; m * nb];
+                // Offset by one f32 so the scratch is not 64-byte aligned.
+                gemm_in_with(t, ty, &w, k, 0..m, &x, nb, &mut y, &mut scratch[1..]).unwrap();
+                assert_eq!(
+                    y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{t} k={k} n={nb}: scratch of {len} changed the result"
+                );
+            }
         }
     }
 }

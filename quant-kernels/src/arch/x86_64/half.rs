@@ -2,8 +2,9 @@
 //!
 //! The reference multiplies in f32 and sums in f64; here products are fused
 //! into one 8-lane f32 accumulator per row × column (vec_dot is the 1 × 1
-//! tile), so results differ by float rounding only, and vec_dot, gemv and
-//! gemm agree bit for bit.
+//! tile), so results differ by float rounding only, and vec_dot and gemv
+//! agree bit for bit. Prompt batches use [`super::f16gemm`], which converts
+//! each operand once per call.
 
 use core::arch::x86_64::*;
 
@@ -84,7 +85,7 @@ unsafe fn tile<const R: usize, const C: usize>(
 }
 
 /// `y[r * nx + c] = dot(row r, column c)` over all rows of `w` (`k` f16
-/// each) and the `nx` rows of `x`, in tiles of `R` × `C`. gemv is `nx == 1`.
+/// each) and the `nx` rows of `x`, in tiles of `R` × `C`: gemv (`nx == 1`).
 ///
 /// # Safety
 /// avx2, fma, f16c available; sizes validated by the caller.

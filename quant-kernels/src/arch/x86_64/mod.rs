@@ -3,6 +3,7 @@
 pub(crate) mod attn;
 pub(crate) mod avx2;
 pub(crate) mod avx512;
+pub(crate) mod f16gemm;
 mod half;
 mod isa;
 mod kquants;

@@ -25,6 +25,8 @@
 use core::arch::x86_64::*;
 use core::ptr::read_unaligned;
 
+use super::f16gemm::{self, Zmm};
+
 /// Rows per vector (one i32 lane each).
 const L: usize = 16;
 /// Vectors of rows per tile.
@@ -707,37 +709,10 @@ pub(crate) unsafe fn gemm<F: ZFormat>(k: usize, w: &[u8], x: &[u8], n: usize, y:
     }
 }
 
-/// F16 gemm tile: rows.
-const FR: usize = 8;
-/// F16 gemm tile: columns.
-const FC: usize = 3;
-/// F16 gemm: most elements per k chunk.
-const _: () = assert!(FR == 8, "hsum8 reduces one tile column of 8 rows");
-const FKC: usize = 768;
-/// F16 gemm: f32 padding after each converted row of the scratch, so that
-/// rows a multiple of 4 KiB long do not all fall in the same L1 sets.
-const FPAD: usize = 16;
-/// F16 gemm: columns converted at a time when the caller's scratch is
-/// smaller than that (the stack buffer's size).
-const FCOLS_STACK: usize = 16;
-
-/// Elements per k chunk of the F16 gemm when rows have `k` elements:
-/// chunks of at most [`FKC`], evenly split, rounded up to whole vectors.
-fn f16_chunk(k: usize) -> usize {
-    k.div_ceil(k.div_ceil(FKC).max(1)).next_multiple_of(16)
-}
-
-/// The f32 scratch [`gemm_f16`] uses to convert all `n` activation columns
-/// of a k chunk at once (so that each weight is converted once per call),
-/// plus 16 for alignment.
-pub(crate) fn gemm_f16_scratch(k: usize, n: usize) -> usize {
-    n.saturating_mul(f16_chunk(k) + FPAD).saturating_add(16)
-}
-
 /// The sums of 8 vectors.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-fn hsum8(v: &[__m512; 8]) -> [f32; 8] {
+pub(crate) fn hsum8(v: &[__m512; 8]) -> [f32; 8] {
     // Fold the 256-bit halves of pairs, then the 128-bit quarters of pairs
     // of those: t[i] holds vectors 4i..4i+4, 4 partial lanes each.
     let mut s = [_mm512_setzero_ps(); 4];
@@ -768,7 +743,7 @@ fn hsum8(v: &[__m512; 8]) -> [f32; 8] {
 
 /// Mask of the first `cnt` (<= 16) lanes.
 #[inline(always)]
-fn lanes(cnt: usize) -> u16 {
+pub(crate) fn lanes(cnt: usize) -> u16 {
     if cnt >= 16 {
         u16::MAX
     } else {
@@ -776,36 +751,8 @@ fn lanes(cnt: usize) -> u16 {
     }
 }
 
-/// Converts `kc` f16 at `src` to f32 at `dst`, zero-filled to whole vectors.
-///
-/// # Safety
-/// The AVX-512 tier's features; `src` has `2 * kc` readable bytes, `dst`
-/// room for `kc.next_multiple_of(16)` f32 and is 64-byte aligned.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-unsafe fn f16_row_to_f32(src: *const u8, kc: usize, dst: *mut f32) {
-    for s in 0..kc.div_ceil(16) {
-        // SAFETY: masked to the kc elements (masked-off lanes never fault);
-        // dst has the whole vector (caller).
-        unsafe {
-            let h = _mm256_maskz_loadu_epi16(lanes(kc - 16 * s), src.add(32 * s).cast());
-            _mm512_store_ps(dst.add(16 * s), _mm512_cvtph_ps(h));
-        }
-    }
-}
-
-/// F16 · F16: `y[r * n + c] = dot(row r of w, column c of x)` (`k` f16
-/// each), in k chunks of at most [`FKC`].
-///
-/// Per chunk, the activation columns are converted to f32 once, as many at
-/// a time as `scratch` holds (all `n` with [`gemm_f16_scratch`] of it; at
-/// least [`FCOLS_STACK`], on the stack, otherwise). For each tile of `FR`
-/// weight rows, the rows are converted once to an f32 buffer that stays in
-/// L1, and every block of `FC` converted columns passes over them: the
-/// inner loop is loads and FMAs only, 16 lanes per output. Each output's
-/// lanes are summed by [`hsum8`] per chunk and the chunks added in order,
-/// so the result does not depend on the scratch size, the tile or the rows
-/// asked for.
+/// F16 · F16 prompt batches: [`f16gemm::gemm`] on 16 lanes, tiles of 8
+/// rows × 3 columns (24 accumulators, 3 column vectors, 1 row vector).
 ///
 /// # Safety
 /// The AVX-512 tier's features (avx2, fma, f16c, avx512f/bw/vl; no VNNI)
@@ -820,31 +767,16 @@ pub(crate) unsafe fn gemm_f16(
     y: &mut [f32],
     scratch: &mut [f32],
 ) {
-    let rb = 2 * k;
-    if k == 0 || n == 0 || x.len() < n * rb {
-        y.fill(0.0);
-        return;
-    }
-    if w.len() / rb == 0 || y.len() < w.len() / rb * n {
-        return;
-    }
-    let st = f16_chunk(k) + FPAD;
-    // Whole 64-byte-aligned rows of the caller's scratch.
-    let off = scratch.as_ptr().align_offset(64).min(scratch.len());
-    let fit = (scratch.len() - off) / st;
-    if fit >= n.min(FCOLS_STACK) {
-        let cols = fit.min(n);
-        // SAFETY: features (caller); `cols` aligned rows of `st` f32 from
-        // `off`; sizes (caller).
-        unsafe { gemm_f16_in(k, w, x, n, y, &mut scratch[off..off + cols * st], cols) };
-    } else {
-        // SAFETY: as above, with the stack buffer.
-        unsafe { gemm_f16_stack(k, w, x, n, y) };
+    match f16gemm::scratch_rows(k, n, scratch) {
+        // SAFETY: features and sizes (caller); rows from `scratch_rows`.
+        Some((xs, cols)) => unsafe { f16gemm::gemm::<Zmm, 8, 3>(k, w, x, n, y, xs, cols) },
+        // SAFETY: as above.
+        None => unsafe { gemm_f16_stack(k, w, x, n, y) },
     }
 }
 
-/// [`gemm_f16`] with [`FCOLS_STACK`] columns converted at a time, in a
-/// stack buffer (kept out of `gemm_f16`'s frame).
+/// [`gemm_f16`] with [`f16gemm::COLS_STACK`] columns converted at a time,
+/// in a stack buffer kept out of `gemm_f16`'s frame.
 ///
 /// # Safety
 /// As [`gemm_f16`].
@@ -852,113 +784,11 @@ pub(crate) unsafe fn gemm_f16(
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
 unsafe fn gemm_f16_stack(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
     #[repr(C, align(64))]
-    struct Xs([f32; FCOLS_STACK * (FKC + FPAD)]);
-    let mut xs = Xs([0.0; FCOLS_STACK * (FKC + FPAD)]);
-    let st = f16_chunk(k) + FPAD;
-    let cols = FCOLS_STACK.min(n);
-    // SAFETY: caller's contract; `st <= FKC + FPAD`, so `cols` rows fit.
-    unsafe { gemm_f16_in(k, w, x, n, y, &mut xs.0[..cols * st], cols) };
-}
-
-/// The work of [`gemm_f16`]: `xs` holds `cols` rows of `f16_chunk(k) +
-/// FPAD` f32, 64-byte aligned.
-///
-/// # Safety
-/// As [`gemm_f16`], plus `1 <= cols`, `xs` as described.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-unsafe fn gemm_f16_in(
-    k: usize,
-    w: &[u8],
-    x: &[u8],
-    n: usize,
-    y: &mut [f32],
-    xs: &mut [f32],
-    cols: usize,
-) {
-    #[repr(C, align(64))]
-    struct Ws([f32; FR * (FKC + FPAD)]);
-    let mut ws = Ws([0.0; FR * (FKC + FPAD)]);
-    let rb = 2 * k;
-    let m = w.len() / rb;
-    let kcn = f16_chunk(k);
-    let st = kcn + FPAD;
-    let (wp, xp) = (w.as_ptr(), x.as_ptr());
-    let mut k0 = 0;
-    while k0 < k {
-        let kc = kcn.min(k - k0);
-        let steps = kc.div_ceil(16);
-        let mut c0 = 0;
-        while c0 < n {
-            let ng = cols.min(n - c0);
-            for c in 0..ng {
-                // SAFETY: column c0 + c < n has elements k0..k0 + kc; row c
-                // of xs has st >= 16 * steps f32, aligned (caller).
-                unsafe {
-                    f16_row_to_f32(
-                        xp.add((c0 + c) * rb + 2 * k0),
-                        kc,
-                        xs.as_mut_ptr().add(c * st),
-                    )
-                };
-            }
-            let mut r0 = 0;
-            while r0 < m {
-                for r in 0..FR {
-                    // Rows past the end repeat the last row (results dropped).
-                    // SAFETY: row min(r0 + r, m - 1) has elements k0..k0 + kc;
-                    // ws row r has st f32, aligned.
-                    unsafe {
-                        f16_row_to_f32(
-                            wp.add((r0 + r).min(m - 1) * rb + 2 * k0),
-                            kc,
-                            ws.0.as_mut_ptr().add(r * st),
-                        )
-                    };
-                }
-                let mut cb = 0;
-                while cb < ng {
-                    // Columns past the group's end repeat its last (dropped).
-                    let xc: [*const f32; FC] = core::array::from_fn(|c| {
-                        // SAFETY: row min(cb + c, ng - 1) < cols of xs.
-                        unsafe { xs.as_ptr().add((cb + c).min(ng - 1) * st) }
-                    });
-                    let mut acc = [[_mm512_setzero_ps(); FC]; FR];
-                    for s in 0..steps {
-                        // SAFETY: vector s of each converted row (16 * steps
-                        // <= st); 64-byte aligned.
-                        unsafe {
-                            let xv: [__m512; FC] =
-                                core::array::from_fn(|c| _mm512_load_ps(xc[c].add(16 * s)));
-                            for (r, ar) in acc.iter_mut().enumerate() {
-                                let wv = _mm512_load_ps(ws.0.as_ptr().add(r * st + 16 * s));
-                                for (a, &xv) in ar.iter_mut().zip(&xv) {
-                                    *a = _mm512_fmadd_ps(wv, xv, *a);
-                                }
-                            }
-                        }
-                    }
-                    let by_col: [[__m512; FR]; FC] =
-                        core::array::from_fn(|c| core::array::from_fn(|r| acc[r][c]));
-                    for (c, ac) in by_col.iter().enumerate().take(ng - cb) {
-                        let sums = hsum8(ac);
-                        let col = c0 + cb + c;
-                        for (r, &v) in sums.iter().enumerate().take(m - r0) {
-                            let o = &mut y[(r0 + r) * n + col];
-                            if k0 == 0 {
-                                *o = v;
-                            } else {
-                                *o += v;
-                            }
-                        }
-                    }
-                    cb += FC;
-                }
-                r0 += FR;
-            }
-            c0 += ng;
-        }
-        k0 += kc;
-    }
+    struct Xs([f32; f16gemm::COLS_STACK * f16gemm::ROW_MAX]);
+    let mut xs = Xs([0.0; f16gemm::COLS_STACK * f16gemm::ROW_MAX]);
+    let cols = f16gemm::COLS_STACK.min(n);
+    // SAFETY: caller's contract; each of the `cols` rows fits ROW_MAX.
+    unsafe { f16gemm::gemm::<Zmm, 8, 3>(k, w, x, n, y, &mut xs.0, cols) };
 }
 
 /// Rows per F16 gemv tile.
