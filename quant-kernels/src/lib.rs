@@ -269,9 +269,9 @@ pub fn gemm_with(
 /// weights of type `ty` (rows of `k`) on `n` columns at its fastest: 0
 /// where no kernel uses one. Plan it once and pass it to each call.
 pub fn gemm_scratch_len(ty: GgmlType, k: usize, n: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if ty == GgmlType::F16 {
-        return arch::x86_64::f16gemm::scratch_len(k, n);
+        return arch::f16gemm::scratch_len(k, n);
     }
     let _ = (ty, k, n);
     0

@@ -15,6 +15,10 @@ pub(crate) mod x86_64;
 #[allow(unsafe_code)]
 pub(crate) mod aarch64;
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[allow(unsafe_code)]
+pub(crate) mod f16gemm;
+
 /// Hints that byte `at` of `b` is about to be written, so that its cache
 /// line is fetched ahead (nothing where the target has no prefetch here, or
 /// `at` is out of range). A hint only: no result depends on it.

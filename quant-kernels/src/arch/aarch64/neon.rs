@@ -5,7 +5,8 @@
 //!   `Q8_K`), plus 4-row gemvs for `Q4_0`, `Q4_1`, `Q8_0`; the bodies are
 //!   shared with the dotprod tier (`int8_kernels!`), the 16-byte dot here is
 //!   `smull`/`smull2` + `sadalp`.
-//! * `F16·F16` and `F32·F32` (f32 lanes, `fcvtl` for halves).
+//! * `F16·F16` and `F32·F32` (f32 lanes, `fcvtl` for halves); the F16
+//!   prompt-batch gemm is [`crate::arch::f16gemm`] on [`Q`] lanes.
 //! * Bit-exact row quantizers for `Q8_0`, `Q8_1`, `Q8_K` (used by every
 //!   AArch64 tier through the dispatcher's fallback).
 //!
@@ -15,6 +16,7 @@
 
 use super::common::{int8_kernels, st_i8};
 use super::has;
+use crate::arch::f16gemm::{self, Lanes};
 use crate::dispatch::Kernels;
 use crate::scalar::QuantFn;
 use crate::GgmlType;
@@ -38,7 +40,10 @@ pub(crate) fn kernels(ty: GgmlType) -> Option<Kernels> {
         return None;
     }
     match ty {
-        GgmlType::F16 => Some(Kernels::dot(f16_f16)),
+        GgmlType::F16 => Some(Kernels {
+            gemm: Some(f16_gemm),
+            ..Kernels::dot(f16_f16)
+        }),
         GgmlType::F32 => Some(Kernels::dot(f32_f32)),
         _ => int8_kernels(ty),
     }
@@ -66,6 +71,105 @@ fn f16_f16(_n: usize, w: &[u8], x: &[u8]) -> f32 {
 fn f32_f32(_n: usize, w: &[u8], x: &[u8]) -> f32 {
     // SAFETY: only handed out by `kernels`, after it checked NEON.
     unsafe { vec_dot_f32(w, x) }
+}
+
+fn f16_gemm(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], scratch: &mut [f32]) {
+    // SAFETY: only handed out by `kernels`, after it checked NEON; sizes
+    // validated by the caller.
+    unsafe {
+        match f16gemm::scratch_rows(k, n, scratch) {
+            Some((xs, cols)) => f16_gemm_in(k, w, x, n, y, xs, cols),
+            None => f16_gemm_stack(k, w, x, n, y),
+        }
+    }
+}
+
+/// Tile of the NEON F16 gemm: rows × columns (24 accumulators, 4 column
+/// vectors and 1 row vector of the 32 registers; 10 loads per 24 FMAs).
+const F16_R: usize = 6;
+const F16_C: usize = 4;
+
+/// # Safety
+/// NEON; sizes as [`f16gemm::gemm`].
+#[target_feature(enable = "neon")]
+unsafe fn f16_gemm_in(
+    k: usize,
+    w: &[u8],
+    x: &[u8],
+    n: usize,
+    y: &mut [f32],
+    xs: &mut [f32],
+    cols: usize,
+) {
+    // SAFETY: features enabled here; caller's contract.
+    unsafe { f16gemm::gemm::<Q, F16_R, F16_C>(k, w, x, n, y, xs, cols) }
+}
+
+/// [`f16_gemm_in`] with [`f16gemm::COLS_STACK`] columns at a time in a
+/// stack buffer (kept out of the callers' frames).
+///
+/// # Safety
+/// As [`f16_gemm_in`], without `xs`.
+#[inline(never)]
+#[target_feature(enable = "neon")]
+unsafe fn f16_gemm_stack(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
+    #[repr(C, align(64))]
+    struct Xs([f32; f16gemm::COLS_STACK * f16gemm::ROW_MAX]);
+    let mut xs = Xs([0.0; f16gemm::COLS_STACK * f16gemm::ROW_MAX]);
+    let cols = f16gemm::COLS_STACK.min(n);
+    // SAFETY: caller's contract; each of the `cols` rows fits ROW_MAX.
+    unsafe { f16_gemm_in(k, w, x, n, y, &mut xs.0, cols) }
+}
+
+/// 4 f32 lanes for [`crate::arch::f16gemm`].
+#[derive(Clone, Copy)]
+pub(crate) struct Q(float32x4_t);
+
+impl Lanes for Q {
+    const N: usize = 4;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: NEON (caller).
+        Q(unsafe { vdupq_n_f32(0.0) })
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: caller's contract (4 readable f32; `ld1` needs no alignment).
+        Q(unsafe { vld1q_f32(p) })
+    }
+    #[inline(always)]
+    unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+        // SAFETY: NEON (caller).
+        Q(unsafe { vfmaq_f32(c.0, a.0, b.0) })
+    }
+    #[inline(always)]
+    unsafe fn sums<const R: usize>(v: &[Self; R]) -> [f32; R] {
+        // SAFETY: NEON (caller).
+        v.map(|x| unsafe { vaddvq_f32(x.0) })
+    }
+    #[inline(always)]
+    unsafe fn convert(src: *const u8, kc: usize, dst: *mut f32) {
+        use super::common::{f16, f16x8};
+        // SAFETY: within the caller's bounds: 8-element groups below kc,
+        // then single elements, then zeros up to a whole vector.
+        unsafe {
+            let mut i = 0;
+            while i + 8 <= kc {
+                let (lo, hi) = f16x8(vld1q_u16(src.add(2 * i).cast()));
+                vst1q_f32(dst.add(i), lo);
+                vst1q_f32(dst.add(i + 4), hi);
+                i += 8;
+            }
+            while i < kc {
+                *dst.add(i) = f16([*src.add(2 * i), *src.add(2 * i + 1)]);
+                i += 1;
+            }
+            while i < kc.next_multiple_of(4) {
+                *dst.add(i) = 0.0;
+                i += 1;
+            }
+        }
+    }
 }
 
 /// This tier's run-time activation quantizers (bit-exact with

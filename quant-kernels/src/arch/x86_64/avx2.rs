@@ -5,10 +5,11 @@
 //! [`quant_fn`] / [`dequant_fn`], which hand them out only after checking
 //! that the CPU has avx2, fma and f16c.
 
-use super::f16gemm::{self, Ymm};
+use super::f16gemm::Ymm;
 use super::isa::Avx2;
 use super::kquants::{self, KQuant};
 use super::legacy::{self, Legacy};
+use crate::arch::f16gemm;
 use crate::blocks::{blocks, blocks_mut};
 use crate::dispatch::Kernels;
 use crate::scalar::{DequantFn, QuantFn};

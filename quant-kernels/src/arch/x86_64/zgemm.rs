@@ -25,7 +25,8 @@
 use core::arch::x86_64::*;
 use core::ptr::read_unaligned;
 
-use super::f16gemm::{self, Zmm};
+use super::f16gemm::Zmm;
+use crate::arch::f16gemm;
 
 /// Rows per vector (one i32 lane each).
 const L: usize = 16;
