@@ -63,16 +63,20 @@ echo "kernel tier: $(EMBER_KERNELS= $EMBER run -p hi -n 1 --temp 0 2>&1 >/dev/nu
 for v in $VARIANTS; do
   m=$(model_path "$v")
   echo "== $v ($m)"
-  # Interleave the runtimes so that machine noise hits them alike.
-  $EMBER bench -m "$m" -p 128 -n 128 -t "$THREADS" -r "$REPS" -o json --roofline > "$OUT/ember-$v.json"
-  llama bench -m "$m" -p 128 -n 128 -t "$THREADS" -r "$REPS" -o json > "$OUT/llama-$v.json" 2>/dev/null
+  # The runtimes take turns, one repetition each (each tool warms up
+  # before its measured run), so that a change in the machine's load
+  # between repetitions hits all three alike; the repetitions are merged.
   : > "$OUT/candle-$v.txt"
-  for t in ${THREADS//,/ }; do
-    for r in $(seq "$REPS"); do
+  for r in $(seq "$REPS"); do
+    $EMBER bench -m "$m" -p 128 -n 128 -t "$THREADS" -r 1 -o json --roofline > "$OUT/ember-$v.rep$r.json"
+    llama bench -m "$m" -p 128 -n 128 -t "$THREADS" -r 1 -o json > "$OUT/llama-$v.rep$r.json" 2>/dev/null
+    for t in ${THREADS//,/ }; do
       echo "threads=$t rep=$r" >> "$OUT/candle-$v.txt"
       RAYON_NUM_THREADS=$t "$PEERS" candle bench "$m" --prefill 128 --decode 128 >> "$OUT/candle-$v.txt" 2>&1 || true
     done
   done
+  python3 tools/bench_report.py --merge "$OUT/ember-$v.json" "$OUT"/ember-"$v".rep*.json
+  python3 tools/bench_report.py --merge "$OUT/llama-$v.json" "$OUT"/llama-"$v".rep*.json
 done
 
 # Time to first token: process start to the first generated token of a 16-token prompt.

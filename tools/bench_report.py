@@ -2,7 +2,10 @@
 """Summarise a ci/bench.sh run as markdown: Ember against llama.cpp and candle.
 
 Usage: tools/bench_report.py OUT_DIR
-Ratios are of medians measured in the same run.
+       tools/bench_report.py --merge OUT.json REP.json...
+Ratios are of medians measured in the same run. `--merge` joins llama-bench
+style JSON files of single repetitions (ci/bench.sh runs the runtimes in
+turn, one repetition each) into one, with every row's samples together.
 """
 import json
 import os
@@ -59,7 +62,45 @@ def ratio(a, b):
     return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}×"
 
 
+def merge(dst, srcs):
+    """Rows with the same threads, prompt, generation and depth become one:
+    samples concatenated in file order, mean and stdev recomputed, and
+    per-repetition measurements (read bandwidth, roofline) their median."""
+    rows, order = {}, []
+    for path in srcs:
+        for r in load_json(path):
+            key = (r.get("n_threads"), r.get("n_prompt"), r.get("n_gen"), r.get("n_depth", 0))
+            if key not in rows:
+                rows[key] = {"row": dict(r), "extra": {}}
+                order.append(key)
+                rows[key]["row"]["samples_ts"] = []
+                rows[key]["row"]["samples_ns"] = []
+            m = rows[key]
+            m["row"]["samples_ts"] += r.get("samples_ts", [])
+            m["row"]["samples_ns"] += r.get("samples_ns", [])
+            for f in ("read_bandwidth_bytes_per_s", "roofline_ts", "load_ms", "peak_rss_bytes"):
+                if isinstance(r.get(f), (int, float)):
+                    m["extra"].setdefault(f, []).append(r[f])
+    merged = []
+    for key in order:
+        r, extra = rows[key]["row"], rows[key]["extra"]
+        for f, xs in ("samples_ts", r["samples_ts"]), ("samples_ns", r["samples_ns"]):
+            if xs:
+                r[f.replace("samples", "avg")] = statistics.mean(xs)
+                r[f.replace("samples", "stddev")] = statistics.stdev(xs) if len(xs) > 1 else 0.0
+        for f, xs in extra.items():
+            r[f] = max(xs) if f == "peak_rss_bytes" else statistics.median(xs)
+        if r.get("roofline_ts") and r.get("avg_ts"):
+            r["roofline_fraction"] = r["avg_ts"] / r["roofline_ts"]
+        merged.append(r)
+    with open(dst, "w") as f:
+        json.dump(merged, f, indent=1)
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--merge":
+        merge(sys.argv[2], sys.argv[3:])
+        return
     out = sys.argv[1]
     variants = ["Q4_0", "Q4_1", "Q8_0", "F16", "Q4_K_M"]
     print("| variant | threads | test | Ember t/s | llama.cpp t/s | candle t/s | Ember/llama.cpp | Ember/candle | roofline |")
