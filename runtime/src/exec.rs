@@ -523,6 +523,11 @@ impl Shared<'_> {
             // The gemm writes `[row][token]`; the output is kept
             // `[token][row]`, transposed here by the thread that computed
             // it, so that `gather` only copies.
+            if tr.len() < len * n {
+                return Err(Error::Input(
+                    "the plan's transpose buffer is too small".into(),
+                ));
+            }
             let (t, scratch) = tr.split_at_mut(len * n);
             ember_quant::gemm_in(w.ty, data, w.k, rows, x, n, t, scratch)?;
             transpose(t, len, n, y);
