@@ -196,3 +196,63 @@ pub(crate) unsafe fn gemm<V: Lanes, const R: usize, const C: usize>(
         k0 += kc;
     }
 }
+
+/// A tier's F16 prompt-batch gemm, `$vis unsafe fn $name(k, w, x, n, y,
+/// scratch)` under `#[target_feature(enable = $feat)]`: [`gemm`] on
+/// `$lanes` in tiles of `$r` rows × `$c` columns. The columns are converted
+/// into the caller's scratch where [`scratch_rows`] finds room, else
+/// [`COLS_STACK`] at a time into a stack buffer, in a frame of its own so
+/// that the scratch path does not carry it.
+///
+/// A macro rather than a generic function because each copy must carry its
+/// tier's `#[target_feature]` for the inlined kernel to use its vectors.
+/// The generated function's `# Safety`: the tier's features are available
+/// and the sizes were validated by the caller (`w` whole rows of `2k`
+/// bytes, `x` exactly `n` rows, `y.len() == rows * n`).
+macro_rules! tier_gemm {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident: $feat:literal, $lanes:ty, $r:expr, $c:expr) => {
+        $(#[$attr])*
+        ///
+        /// # Safety
+        #[doc = concat!("The CPU must support ", $feat, "; sizes validated by the caller")]
+        /// (`w` whole rows of `2k` bytes, `x` exactly `n` rows,
+        /// `y.len() == rows * n`).
+        #[target_feature(enable = $feat)]
+        $vis unsafe fn $name(
+            k: usize,
+            w: &[u8],
+            x: &[u8],
+            n: usize,
+            y: &mut [f32],
+            scratch: &mut [f32],
+        ) {
+            use $crate::arch::f16gemm::{gemm, scratch_rows, COLS_STACK, ROW_MAX};
+
+            /// The columns [`COLS_STACK`] at a time in a stack buffer.
+            ///
+            /// # Safety
+            /// As the enclosing function.
+            #[inline(never)]
+            #[target_feature(enable = $feat)]
+            unsafe fn on_stack(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
+                #[repr(C, align(64))]
+                struct Xs([f32; COLS_STACK * ROW_MAX]);
+                let mut xs = Xs([0.0; COLS_STACK * ROW_MAX]);
+                let cols = COLS_STACK.min(n);
+                // SAFETY: features and sizes (caller); 64-byte aligned, and
+                // each of the `cols` rows fits in ROW_MAX.
+                unsafe { gemm::<$lanes, { $r }, { $c }>(k, w, x, n, y, &mut xs.0, cols) }
+            }
+
+            match scratch_rows(k, n, scratch) {
+                // SAFETY: features and sizes (caller); rows from `scratch_rows`.
+                Some((xs, cols)) => unsafe {
+                    gemm::<$lanes, { $r }, { $c }>(k, w, x, n, y, xs, cols)
+                },
+                // SAFETY: as above.
+                None => unsafe { on_stack(k, w, x, n, y) },
+            }
+        }
+    };
+}
+pub(crate) use tier_gemm;

@@ -76,12 +76,7 @@ fn f32_f32(_n: usize, w: &[u8], x: &[u8]) -> f32 {
 fn f16_gemm(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], scratch: &mut [f32]) {
     // SAFETY: only handed out by `kernels`, after it checked NEON; sizes
     // validated by the caller.
-    unsafe {
-        match f16gemm::scratch_rows(k, n, scratch) {
-            Some((xs, cols)) => f16_gemm_in(k, w, x, n, y, xs, cols),
-            None => f16_gemm_stack(k, w, x, n, y),
-        }
-    }
+    unsafe { f16_batch(k, w, x, n, y, scratch) }
 }
 
 /// Tile of the NEON F16 gemm: rows × columns (24 accumulators, 4 column
@@ -89,36 +84,9 @@ fn f16_gemm(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], scratch: &mut
 const F16_R: usize = 6;
 const F16_C: usize = 4;
 
-/// # Safety
-/// NEON; sizes as [`f16gemm::gemm`].
-#[target_feature(enable = "neon")]
-unsafe fn f16_gemm_in(
-    k: usize,
-    w: &[u8],
-    x: &[u8],
-    n: usize,
-    y: &mut [f32],
-    xs: &mut [f32],
-    cols: usize,
-) {
-    // SAFETY: features enabled here; caller's contract.
-    unsafe { f16gemm::gemm::<Q, F16_R, F16_C>(k, w, x, n, y, xs, cols) }
-}
-
-/// [`f16_gemm_in`] with [`f16gemm::COLS_STACK`] columns at a time in a
-/// stack buffer (kept out of the callers' frames).
-///
-/// # Safety
-/// As [`f16_gemm_in`], without `xs`.
-#[inline(never)]
-#[target_feature(enable = "neon")]
-unsafe fn f16_gemm_stack(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
-    #[repr(C, align(64))]
-    struct Xs([f32; f16gemm::COLS_STACK * f16gemm::ROW_MAX]);
-    let mut xs = Xs([0.0; f16gemm::COLS_STACK * f16gemm::ROW_MAX]);
-    let cols = f16gemm::COLS_STACK.min(n);
-    // SAFETY: caller's contract; each of the `cols` rows fits ROW_MAX.
-    unsafe { f16_gemm_in(k, w, x, n, y, &mut xs.0, cols) }
+f16gemm::tier_gemm! {
+    /// [`f16gemm::gemm`] on 4 lanes.
+    fn f16_batch: "neon", Q, F16_R, F16_C
 }
 
 /// 4 f32 lanes for [`crate::arch::f16gemm`].

@@ -209,12 +209,7 @@ fn f16_gemv(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
 fn f16_gemm(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], scratch: &mut [f32]) {
     // SAFETY: only reachable via `kernels`, which checked avx2+fma+f16c;
     // sizes validated by the caller.
-    unsafe {
-        match f16gemm::scratch_rows(k, n, scratch) {
-            Some((xs, cols)) => f16_gemm_in(k, w, x, n, y, xs, cols),
-            None => f16_gemm_stack(k, w, x, n, y),
-        }
-    }
+    unsafe { f16_batch(k, w, x, n, y, scratch) }
 }
 
 /// Tile of the AVX2 F16 gemm: rows × columns (12 accumulators, 3 column
@@ -223,36 +218,9 @@ fn f16_gemm(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], scratch: &mut
 const F16_R: usize = 4;
 const F16_C: usize = 3;
 
-/// # Safety
-/// The CPU must support avx2, fma and f16c; sizes as [`f16gemm::gemm`].
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_gemm_in(
-    k: usize,
-    w: &[u8],
-    x: &[u8],
-    n: usize,
-    y: &mut [f32],
-    xs: &mut [f32],
-    cols: usize,
-) {
-    // SAFETY: features enabled here; caller's contract.
-    unsafe { f16gemm::gemm::<Ymm, F16_R, F16_C>(k, w, x, n, y, xs, cols) }
-}
-
-/// [`f16_gemm_in`] with [`f16gemm::COLS_STACK`] columns at a time in a
-/// stack buffer (kept out of the callers' frames).
-///
-/// # Safety
-/// As [`f16_gemm_in`], without `xs`.
-#[inline(never)]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_gemm_stack(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
-    #[repr(C, align(64))]
-    struct Xs([f32; f16gemm::COLS_STACK * f16gemm::ROW_MAX]);
-    let mut xs = Xs([0.0; f16gemm::COLS_STACK * f16gemm::ROW_MAX]);
-    let cols = f16gemm::COLS_STACK.min(n);
-    // SAFETY: caller's contract; each of the `cols` rows fits ROW_MAX.
-    unsafe { f16_gemm_in(k, w, x, n, y, &mut xs.0, cols) }
+f16gemm::tier_gemm! {
+    /// [`f16gemm::gemm`] on 8 lanes.
+    fn f16_batch: "avx2,fma,f16c", Ymm, F16_R, F16_C
 }
 
 /// # Safety

@@ -76,20 +76,14 @@ impl Lanes for Zmm {
     }
     #[inline(always)]
     unsafe fn sums<const R: usize>(v: &[Self; R]) -> [f32; R] {
-        // Eight at a time through the shuffle tree, any rest one by one:
-        // each vector is summed by the same tree either way.
+        // Eight at a time through the shuffle tree (the AVX-512 tile is 8
+        // rows; other heights would need a tail).
+        const { assert!(R.is_multiple_of(8), "Zmm::sums takes whole groups of 8") };
         let mut out = [0f32; R];
-        let mut i = 0;
-        while i + 8 <= R {
+        for i in (0..R).step_by(8) {
             // SAFETY: avx512f (caller).
             let s = unsafe { super::zgemm::hsum8(&core::array::from_fn(|j| v[i + j].0)) };
             out[i..i + 8].copy_from_slice(&s);
-            i += 8;
-        }
-        while i < R {
-            // SAFETY: avx512f (caller).
-            out[i] = unsafe { super::zgemm::hsum8(&[v[i].0; 8]) }[0];
-            i += 1;
         }
         out
     }

@@ -752,44 +752,11 @@ pub(crate) fn lanes(cnt: usize) -> u16 {
     }
 }
 
-/// F16 · F16 prompt batches: [`f16gemm::gemm`] on 16 lanes, tiles of 8
-/// rows × 3 columns (24 accumulators, 3 column vectors, 1 row vector).
-///
-/// # Safety
-/// The AVX-512 tier's features (avx2, fma, f16c, avx512f/bw/vl; no VNNI)
-/// must be available; sizes validated by the caller (`w` whole rows of `2k`
-/// bytes, `x` exactly `n` rows, `y.len() == rows * n`).
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-pub(crate) unsafe fn gemm_f16(
-    k: usize,
-    w: &[u8],
-    x: &[u8],
-    n: usize,
-    y: &mut [f32],
-    scratch: &mut [f32],
-) {
-    match f16gemm::scratch_rows(k, n, scratch) {
-        // SAFETY: features and sizes (caller); rows from `scratch_rows`.
-        Some((xs, cols)) => unsafe { f16gemm::gemm::<Zmm, 8, 3>(k, w, x, n, y, xs, cols) },
-        // SAFETY: as above.
-        None => unsafe { gemm_f16_stack(k, w, x, n, y) },
-    }
-}
-
-/// [`gemm_f16`] with [`f16gemm::COLS_STACK`] columns converted at a time,
-/// in a stack buffer kept out of `gemm_f16`'s frame.
-///
-/// # Safety
-/// As [`gemm_f16`].
-#[inline(never)]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-unsafe fn gemm_f16_stack(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32]) {
-    #[repr(C, align(64))]
-    struct Xs([f32; f16gemm::COLS_STACK * f16gemm::ROW_MAX]);
-    let mut xs = Xs([0.0; f16gemm::COLS_STACK * f16gemm::ROW_MAX]);
-    let cols = f16gemm::COLS_STACK.min(n);
-    // SAFETY: caller's contract; each of the `cols` rows fits ROW_MAX.
-    unsafe { f16gemm::gemm::<Zmm, 8, 3>(k, w, x, n, y, &mut xs.0, cols) };
+f16gemm::tier_gemm! {
+    /// F16 · F16 prompt batches: [`f16gemm::gemm`] on 16 lanes, tiles of 8
+    /// rows × 3 columns (24 accumulators, 3 column vectors, 1 row vector).
+    /// The AVX-512 tier's features, no VNNI.
+    pub(crate) fn gemm_f16: "avx2,fma,f16c,avx512f,avx512bw,avx512vl", Zmm, 8, 3
 }
 
 /// Rows per F16 gemv tile.
