@@ -114,6 +114,12 @@ pub fn quantize_row_act_with(
 /// The activation format that pairs with weights of type `ty` (Q8_0 for
 /// Q4_0/Q5_0/Q8_0/IQ4_NL, Q8_1 for Q4_1/Q5_1, Q8_K for K-quants, F16 for
 /// F16, BF16 for BF16, F32 for F32), `None` if no dot kernel.
+///
+/// Activation rows are expected as [`quantize_row`] makes them: their
+/// Q8_0 and Q8_1 quants lie in [-127, 127] (ggml's quantizers never write
+/// -128 there either). The x86-64 Q8_0 · Q8_0 dots rely on it, as ggml's
+/// do: they multiply |w| by y carrying w's sign, and a y of -128 would
+/// come out with the wrong sign.
 pub fn vec_dot_type(ty: GgmlType) -> Option<GgmlType> {
     use GgmlType::*;
     Some(match ty {

@@ -14,11 +14,9 @@ use core::arch::x86_64::*;
 /// Every method may only be called on a CPU with the implementor's features
 /// (see its doc), from a function compiled with those features enabled.
 pub(crate) unsafe trait Isa {
-    /// `vpdpbusd` semantics: no i16 saturation for any u8·i8 input.
-    const EXACT_U8I8: bool;
-
-    /// `acc + sum of 4 adjacent u8·i8 products` per i32 lane. With
-    /// `EXACT_U8I8 == false` each adjacent **pair** sum must fit in i16.
+    /// `acc + sum of 4 adjacent u8·i8 products` per i32 lane. Each adjacent
+    /// **pair** sum must fit in i16 (AVX2's `vpmaddubsw` saturates there;
+    /// `vpdpbusd` would not, but the kernels are written for both).
     ///
     /// # Safety
     /// The CPU must have the implementor's features.
@@ -36,8 +34,6 @@ pub(crate) struct Avx2;
 
 // SAFETY: the methods only use avx2 instructions; callers uphold the trait contract.
 unsafe impl Isa for Avx2 {
-    const EXACT_U8I8: bool = false;
-
     #[inline(always)]
     unsafe fn udot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
         // SAFETY: avx2 is available (trait contract).
@@ -70,8 +66,6 @@ pub(crate) struct Vnni;
 
 // SAFETY: the methods only use avx512vl+avx512vnni instructions; callers uphold the trait contract.
 unsafe impl Isa for Vnni {
-    const EXACT_U8I8: bool = true;
-
     #[inline(always)]
     unsafe fn udot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
         // SAFETY: avx512vl + avx512vnni are available (trait contract).

@@ -91,8 +91,8 @@ unsafe fn nibbles(p: *const u8) -> __m256i {
 /// `I`'s features must be available.
 #[inline(always)]
 unsafe fn neg_offset<I: Isa>(off: i8, y: __m256i) -> __m256i {
-    // SAFETY: I's features available (caller); |off * (y0 + y1)| <= 128 * 256 fits i16 for off <= 64,
-    // and for off = -128 (0x80 as u8 = 128) only with EXACT_U8I8 (callers check).
+    // SAFETY: I's features available (caller); |off * (y0 + y1)| <= 64 * 256
+    // fits i16 for |off| <= 64 (callers pass 8 or 16).
     unsafe {
         let s = I::udot(_mm256_setzero_si256(), _mm256_set1_epi8(off), y);
         _mm256_sub_epi32(_mm256_setzero_si256(), s)
@@ -259,38 +259,25 @@ unsafe impl Legacy for Q8_0 {
     const HAS_MIN: bool = false;
     #[inline(always)]
     unsafe fn xprep<I: Isa>(x: &BlockQ8_0) -> XPrep {
-        // SAFETY: caller's contract. The 0x80 offset needs the exact u8·i8 dot.
-        unsafe { xprep_q8_0::<I>(x, if I::EXACT_U8I8 { i8::MIN } else { 0 }) }
+        // SAFETY: caller's contract.
+        unsafe { xprep_q8_0::<I>(x, 0) }
     }
     #[inline(always)]
     unsafe fn wprep<I: Isa>(w: &BlockQ8_0) -> (__m256i, __m128) {
         // SAFETY: qs is 32 bytes; caller's contract.
-        unsafe {
-            let a = load32(w.qs.as_ptr().cast());
-            let a = if I::EXACT_U8I8 {
-                // a + 128 as u8; the initialiser subtracts 128 * sum(y).
-                _mm256_xor_si256(a, _mm256_set1_epi8(i8::MIN))
-            } else {
-                a
-            };
-            (a, d1(w.d))
-        }
+        unsafe { (load32(w.qs.as_ptr().cast()), d1(w.d)) }
     }
     #[inline(always)]
     unsafe fn idot<I: Isa>(wu: __m256i, xp: &XPrep) -> __m256i {
         // SAFETY: caller's contract. Sign trick: |a| · (y with a's sign); pairs
         // fit i16 (|a| <= 128, |y| <= 127). A y of -128 (never produced by the
-        // quantizer) would be wrong on this path only.
+        // quantizer) would be wrong.
         unsafe {
-            if I::EXACT_U8I8 {
-                I::udot(xp.init, wu, xp.y)
-            } else {
-                I::udot(
-                    xp.init,
-                    _mm256_sign_epi8(wu, wu),
-                    _mm256_sign_epi8(xp.y, wu),
-                )
-            }
+            I::udot(
+                xp.init,
+                _mm256_sign_epi8(wu, wu),
+                _mm256_sign_epi8(xp.y, wu),
+            )
         }
     }
 }
