@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ember's test command: what CI runs on a fresh clone, and what a developer runs.
 # It installs what the tests need (apt packages, rustup targets, the default model),
-# then checks formatting, lints, the whole test suite, and the cross builds.
+# then checks formatting, lints, the whole test suite, the cross builds and the WASI build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -36,5 +36,9 @@ fi
 if [[ -x ci/cross.sh ]]; then
   step "cross builds (ci/cross.sh)"
   ci/cross.sh
+fi
+if [[ -x ci/wasm.sh ]]; then
+  step "WebAssembly: wasm32-wasip1 under wasmtime (ci/wasm.sh)"
+  ci/wasm.sh
 fi
 step "all checks passed"

@@ -64,15 +64,10 @@ impl ModelOpts {
         let t0 = Instant::now();
         // Map the weights (the kernel populates the page tables) on one
         // thread while the tokenizer is built on this one.
-        let (m, tok) = std::thread::scope(|s| {
-            let weights = s.spawn(|| Model::open(&path));
-            let tok =
-                ember::gguf::GgufFile::open(&path).and_then(|f| Tokenizer::from_gguf(&f.parse()?));
-            let m = weights.join().unwrap_or_else(|_| {
-                Err(ember::Error::Input("the model loader thread failed".into()))
-            });
-            (m, tok)
-        });
+        let (tok, m) = ember::sys::join(
+            || ember::gguf::GgufFile::open(&path).and_then(|f| Tokenizer::from_gguf(&f.parse()?)),
+            || Model::open(&path),
+        );
         let m = m.map_err(|e| file_failure(&path, e))?;
         let tok = tok.map_err(|e| file_failure(&path, e))?;
         Ok(Loaded {

@@ -42,7 +42,7 @@ impl SampleOpts {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0);
-            t ^ (std::process::id() as u64).rotate_left(32)
+            t ^ ember::sys::process_tag().rotate_left(32)
         });
         SamplerParams {
             temperature: self.temp,

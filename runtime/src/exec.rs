@@ -20,6 +20,8 @@ enum Storage<'m> {
     /// Anonymous memory from the OS: zero pages, touched (and counted in
     /// RSS) only as the KV cache fills; a size the OS refuses is an error.
     Owned(memmap2::MmapMut),
+    /// Zeroed heap memory, where the platform has no anonymous maps (WASI).
+    Heap(Vec<f32>),
     Borrowed(&'m mut [f32]),
 }
 
@@ -27,6 +29,7 @@ impl Storage<'_> {
     fn slice(&mut self) -> &mut [f32] {
         match self {
             Storage::Owned(m) => bytemuck::cast_slice_mut(&mut m[..]),
+            Storage::Heap(v) => v,
             Storage::Borrowed(s) => s,
         }
     }
@@ -58,16 +61,27 @@ impl<'m> Session<'m> {
         // Zeroed pages come straight from the OS: nothing is touched (or
         // counted in RSS) until the KV cache fills.
         let bytes = plan.total_bytes().max(4);
-        let map = memmap2::MmapMut::map_anon(bytes).map_err(|e| {
+        let too_big = |e: &dyn std::fmt::Display| {
             Error::Input(format!(
                 "cannot allocate the {:.1} MiB this context needs ({e}); use a smaller -c",
                 bytes as f64 / (1 << 20) as f64
             ))
-        })?;
+        };
+        let arena = match memmap2::MmapMut::map_anon(bytes) {
+            Ok(map) => Storage::Owned(map),
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                let mut v = Vec::new();
+                v.try_reserve_exact(plan.total_f32)
+                    .map_err(|e| too_big(&e))?;
+                v.resize(plan.total_f32, 0.0);
+                Storage::Heap(v)
+            }
+            Err(e) => return Err(too_big(&e)),
+        };
         Ok(Session {
             model,
             plan,
-            arena: Storage::Owned(map),
+            arena,
             n_past: 0,
             n_logits: 0,
         })

@@ -150,7 +150,7 @@ pub fn fetch(
     fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
     let py = python()
         .ok_or_else(|| fail("no Python with pip was found (set EMBER_PYTHON to one)".into()))?;
-    let tmp = dir.join(format!(".fetch-{}", std::process::id()));
+    let tmp = dir.join(format!(".fetch-{}", crate::sys::process_tag()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(|e| fail(format!("cannot create {}: {e}", tmp.display())))?;
     let result = (|| {

@@ -13,6 +13,7 @@ pub mod ops;
 pub mod plan;
 pub mod quantize;
 pub mod sampler;
+pub mod sys;
 pub mod tokenizer;
 
 pub use ember_quant::GgmlType;

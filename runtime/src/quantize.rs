@@ -904,7 +904,7 @@ pub fn quantize_file(
     let tmp = output.with_file_name(format!(
         ".{}.{}.tmp",
         file_name.to_string_lossy(),
-        std::process::id()
+        crate::sys::process_tag()
     ));
     let f = OpenOptions::new()
         .write(true)

@@ -1,8 +1,10 @@
 //! The one place Ember maps files into memory.
 //!
-//! A [`Mapped`] file is either a read-only memory map of the file (the
-//! default) or, for an empty file, an empty buffer (mapping zero bytes is an
-//! error on some systems).
+//! A [`Mapped`] file is a read-only memory map of the file (the default);
+//! an empty buffer for an empty file (mapping zero bytes is an error on
+//! some systems); or, where the platform cannot map files at all (WASI,
+//! whose `memmap2` reports `Unsupported`), the file read once into an
+//! 8-byte aligned buffer, so that the same loader runs there.
 #![allow(unsafe_code)]
 
 use crate::{Error, Result};
@@ -12,7 +14,18 @@ use std::path::Path;
 /// A read-only view of a whole file.
 #[derive(Debug)]
 pub struct Mapped {
-    map: Option<memmap2::Mmap>,
+    backing: Backing,
+}
+
+#[derive(Debug)]
+enum Backing {
+    Empty,
+    Map(memmap2::Mmap),
+    /// The file's `len` bytes at the start of `words` (no memory map here).
+    Read {
+        words: Vec<u64>,
+        len: usize,
+    },
 }
 
 impl Mapped {
@@ -37,7 +50,9 @@ impl Mapped {
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len == 0 {
-            return Ok(Mapped { map: None });
+            return Ok(Mapped {
+                backing: Backing::Empty,
+            });
         }
         if len > isize::MAX as u64 {
             return Err(Error::Unsupported(format!(
@@ -57,24 +72,87 @@ impl Mapped {
                 opts.populate();
             }
             opts.map(&file)
-        }
-        .map_err(io)?;
-        Ok(Mapped { map: Some(map) })
+        };
+        let backing = match map {
+            Ok(m) => Backing::Map(m),
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => read_whole(file, len, path)?,
+            Err(e) => return Err(io(e)),
+        };
+        Ok(Mapped { backing })
     }
 
     /// The file's bytes.
     pub fn bytes(&self) -> &[u8] {
-        match &self.map {
-            Some(m) => m,
-            None => &[],
+        match &self.backing {
+            Backing::Empty => &[],
+            Backing::Map(m) => m,
+            Backing::Read { words, len } => {
+                let b: &[u8] = bytemuck::cast_slice(words);
+                &b[..*len]
+            }
         }
     }
 
     /// Hints the kernel that these bytes will be read soon (no-op where unsupported).
     pub fn will_need(&self) {
         #[cfg(unix)]
-        if let Some(m) = &self.map {
+        if let Backing::Map(m) = &self.backing {
             let _ = m.advise(memmap2::Advice::WillNeed);
         }
+    }
+}
+
+/// The whole file read into 8-byte aligned memory, for a platform that
+/// cannot map files. A file shorter than `len` by the time it is read is an
+/// error; the allocation is checked, so a size the platform cannot give is
+/// an error too.
+fn read_whole(mut file: File, len: u64, path: &Path) -> Result<Backing> {
+    use std::io::Read;
+    let too_big = || {
+        Error::Unsupported(format!(
+            "{} is {len} bytes, more than this platform can hold in memory",
+            path.display()
+        ))
+    };
+    let len = usize::try_from(len).map_err(|_| too_big())?;
+    let n_words = len.div_ceil(8);
+    let mut words: Vec<u64> = Vec::new();
+    words.try_reserve_exact(n_words).map_err(|_| too_big())?;
+    words.resize(n_words, 0);
+    let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    file.read_exact(&mut buf[..len])
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(Backing::Read { words, len })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The read-into-memory fallback gives the same bytes as the map, for
+    /// lengths that are and are not whole words.
+    #[test]
+    fn read_fallback_matches_the_map() {
+        let dir = std::env::temp_dir().join(format!("ember-mmap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for len in [1usize, 7, 8, 9, 4096 + 3] {
+            let p = dir.join(format!("f{len}"));
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            std::fs::write(&p, &data).unwrap();
+            let mapped = Mapped::open(&p).unwrap();
+            let read = Mapped {
+                backing: read_whole(File::open(&p).unwrap(), len as u64, &p).unwrap(),
+            };
+            assert_eq!(mapped.bytes(), &data[..]);
+            assert_eq!(read.bytes(), &data[..]);
+            assert_eq!(read.bytes().as_ptr().align_offset(8), 0);
+            // A file that shrank after its length was taken is an error.
+            let short = read_whole(File::open(&p).unwrap(), len as u64 + 1, &p);
+            assert!(matches!(short, Err(Error::Io { .. })));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -599,14 +599,7 @@ impl Tokenizer {
             Ok(m)
         };
         let (vocab_part, side_part) = if n >= PARALLEL_BUILD {
-            std::thread::scope(|s| {
-                let side = s.spawn(side_part);
-                let v = vocab_part();
-                match side.join() {
-                    Ok(side) => (v, side),
-                    Err(p) => std::panic::resume_unwind(p),
-                }
-            })
+            crate::sys::join(vocab_part, side_part)
         } else {
             (vocab_part(), side_part())
         };
