@@ -54,6 +54,7 @@ fn main() {
         Tier::Neon,
         Tier::Dotprod,
         Tier::I8mm,
+        Tier::Simd128,
     ]
     .into_iter()
     .filter(|t| t.is_supported())

@@ -50,6 +50,7 @@ fn tiers() -> Vec<Tier> {
         Tier::Neon,
         Tier::Dotprod,
         Tier::I8mm,
+        Tier::Simd128,
     ]
     .into_iter()
     .filter(|t| t.is_supported())

@@ -4,7 +4,9 @@
 //! With `std`, the best tier this CPU supports is chosen once, at first use,
 //! and cached; `EMBER_KERNELS=scalar|avx2|avx512|neon|dotprod|i8mm` forces
 //! one (an [`Error::Tier`] if this CPU cannot run it). Without `std`, the
-//! choice is made at compile time from the enabled target features.
+//! choice is made at compile time from the enabled target features, as it
+//! always is on WebAssembly (`simd128`), which cannot detect features at
+//! run time.
 //!
 //! A tier with no specialised kernel for a type uses the next lower tier's
 //! (`avx512 → avx2 → scalar`, `i8mm → dotprod → neon → scalar`).
@@ -63,17 +65,20 @@ pub enum Tier {
     Dotprod,
     /// AArch64 with the int8 matrix-multiply extension (`smmla`), and dotprod.
     I8mm,
+    /// WebAssembly SIMD128 (a build with `-C target-feature=+simd128`).
+    Simd128,
 }
 
 impl Tier {
     /// Every tier, lowest first per architecture.
-    pub const ALL: [Tier; 6] = [
+    pub const ALL: [Tier; 7] = [
         Tier::Scalar,
         Tier::Avx2,
         Tier::Avx512,
         Tier::Neon,
         Tier::Dotprod,
         Tier::I8mm,
+        Tier::Simd128,
     ];
 
     /// The name `EMBER_KERNELS` uses.
@@ -85,6 +90,7 @@ impl Tier {
             Tier::Neon => "neon",
             Tier::Dotprod => "dotprod",
             Tier::I8mm => "i8mm",
+            Tier::Simd128 => "simd128",
         }
     }
 
@@ -101,7 +107,7 @@ impl Tier {
     pub fn fallback(self) -> Option<Tier> {
         match self {
             Tier::Scalar => None,
-            Tier::Avx2 | Tier::Neon => Some(Tier::Scalar),
+            Tier::Avx2 | Tier::Neon | Tier::Simd128 => Some(Tier::Scalar),
             Tier::Avx512 => Some(Tier::Avx2),
             Tier::Dotprod => Some(Tier::Neon),
             Tier::I8mm => Some(Tier::Dotprod),
@@ -117,6 +123,7 @@ impl Tier {
             Tier::Neon => &["neon"],
             Tier::Dotprod => &["neon", "dotprod"],
             Tier::I8mm => &["neon", "dotprod", "i8mm"],
+            Tier::Simd128 => &["simd128"],
         }
     }
 
@@ -157,10 +164,12 @@ pub struct CpuFeatures {
     pub dotprod: bool,
     /// AArch64 int8 matrix multiply.
     pub i8mm: bool,
+    /// WebAssembly SIMD128 (compiled in, since it cannot be detected).
+    pub simd128: bool,
 }
 
 impl CpuFeatures {
-    fn list(&self) -> [(&'static str, bool); 10] {
+    fn list(&self) -> [(&'static str, bool); 11] {
         [
             ("avx2", self.avx2),
             ("fma", self.fma),
@@ -172,6 +181,7 @@ impl CpuFeatures {
             ("neon", self.neon),
             ("dotprod", self.dotprod),
             ("i8mm", self.i8mm),
+            ("simd128", self.simd128),
         ]
     }
 
@@ -195,6 +205,7 @@ impl CpuFeatures {
             Tier::Neon,
             Tier::Avx512,
             Tier::Avx2,
+            Tier::Simd128,
         ]
         .into_iter()
         .find(|&t| self.missing_for(t).is_none() && kernels_compiled(t))
@@ -227,6 +238,7 @@ fn kernels_compiled(t: Tier) -> bool {
         Tier::Scalar => true,
         Tier::Avx2 | Tier::Avx512 => cfg!(target_arch = "x86_64"),
         Tier::Neon | Tier::Dotprod | Tier::I8mm => cfg!(target_arch = "aarch64"),
+        Tier::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
     }
 }
 
@@ -286,10 +298,11 @@ tier_messages! {
     Neon, "neon": "neon";
     Dotprod, "dotprod": "neon", "dotprod";
     I8mm, "i8mm": "neon", "dotprod", "i8mm";
+    Simd128, "simd128": "simd128";
 }
 
 const UNKNOWN_TIER: &str =
-    "EMBER_KERNELS names an unknown tier (expected scalar, avx2, avx512, neon, dotprod or i8mm)";
+    "EMBER_KERNELS names an unknown tier (expected scalar, avx2, avx512, neon, dotprod, i8mm or simd128)";
 
 /// Resolves an `EMBER_KERNELS` value against a feature set. `None` or an
 /// empty value means "the best tier".
@@ -401,6 +414,8 @@ fn tier_kernels(t: Tier, ty: GgmlType) -> Option<Kernels> {
         Tier::Dotprod => crate::arch::aarch64::dotprod::kernels(ty),
         #[cfg(target_arch = "aarch64")]
         Tier::I8mm => crate::arch::aarch64::i8mm::kernels(ty),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Tier::Simd128 => crate::arch::wasm32::kernels(ty),
         #[allow(unreachable_patterns)]
         _ => None,
     }

@@ -41,13 +41,14 @@ use ember_quant::{
 use std::sync::OnceLock;
 
 /// Every tier the suite is generated for (must list all of `Tier::ALL`).
-const TIERS: [Tier; 6] = [
+const TIERS: [Tier; 7] = [
     Tier::Scalar,
     Tier::Avx2,
     Tier::Avx512,
     Tier::Neon,
     Tier::Dotprod,
     Tier::I8mm,
+    Tier::Simd128,
 ];
 
 /// The default model's widths (SmolLM2-135M: hidden 576, FFN 1536, vocab 49152).
@@ -675,6 +676,7 @@ macro_rules! conformance {
             conformance!(@tier neon, Neon);
             conformance!(@tier dotprod, Dotprod);
             conformance!(@tier i8mm, I8mm);
+            conformance!(@tier simd128, Simd128);
         }
     };
     (@tier $tname:ident, $tier:ident) => {

@@ -15,6 +15,10 @@ pub(crate) mod x86_64;
 #[allow(unsafe_code)]
 pub(crate) mod aarch64;
 
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[allow(unsafe_code)]
+pub(crate) mod wasm32;
+
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[allow(unsafe_code)]
 pub(crate) mod f16gemm;
@@ -37,7 +41,10 @@ pub(crate) fn prefetch_write(b: &[u8], at: usize) {
 /// The SIMD features of the running CPU (std), or of the compilation target (no_std).
 pub(crate) fn detect() -> CpuFeatures {
     #[allow(unused_mut)]
-    let mut f = CpuFeatures::default();
+    let mut f = CpuFeatures {
+        simd128: cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
+        ..CpuFeatures::default()
+    };
     #[cfg(target_arch = "x86_64")]
     {
         f.avx2 = x86_64::has("avx2");
