@@ -3,8 +3,9 @@
 //! Prompt-batch gemm: [`zgemm`] (one zmm lane per weight row, `vpdpbusd`
 //! on 512-bit vectors, unpacked weight strips reused across columns) for
 //! Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and Q6_K with VNNI, and its f32-FMA
-//! F16 gemm. vec_dot / gemv of the legacy formats use `vpdpbusd` on 256-bit
-//! vectors (AVX-512 VL + VNNI); F16 vec_dot / gemv use 512-bit FMAs with
+//! F16 gemm. vec_dot / gemv of Q4_0 use `vpdpbusd` on 512-bit vectors, two
+//! blocks per vector ([`zgemv`]); those of the other legacy formats on
+//! 256-bit vectors (AVX-512 VL + VNNI); F16 vec_dot / gemv use 512-bit FMAs with
 //! masked tails. Without VNNI the integer formats fall back to the AVX2 tier.
 //!
 //! Soundness: the `#[target_feature]` functions here are only reachable
@@ -14,6 +15,7 @@
 use super::isa::Vnni;
 use super::legacy::{self, Legacy};
 use super::zgemm;
+use super::zgemv;
 use crate::blocks::blocks;
 use crate::dispatch::Kernels;
 use crate::GgmlType;
@@ -28,7 +30,11 @@ pub(crate) fn kernels(ty: GgmlType) -> Option<Kernels> {
     }
     let vnni = super::has("avx512vnni");
     Some(match ty {
-        GgmlType::Q4_0 if vnni => legacy_kernels::<legacy::Q4_0, zgemm::Q4_0>(),
+        GgmlType::Q4_0 if vnni => Kernels {
+            vec_dot: q4_0_dot,
+            gemv: Some(q4_0_gemv),
+            gemm: Some(z_gemm::<zgemm::Q4_0>),
+        },
         GgmlType::Q4_1 if vnni => legacy_kernels::<legacy::Q4_1, zgemm::Q4_1>(),
         GgmlType::Q5_0 if vnni => legacy_kernels::<legacy::Q5_0, zgemm::Q5_0>(),
         GgmlType::Q5_1 if vnni => legacy_kernels::<legacy::Q5_1, zgemm::Q5_1>(),
@@ -49,6 +55,20 @@ pub(crate) fn kernels(ty: GgmlType) -> Option<Kernels> {
         },
         _ => return None,
     })
+}
+
+/// Q4_0's vec dot: [`zgemv`]'s 1-row tile (two blocks per vector).
+fn q4_0_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier and
+    // VNNI; both rows hold n elements (validated by the caller).
+    unsafe { zgemv::vec_dot_q4_0(n, w, x) }
+}
+
+/// Q4_0's gemv: [`zgemv`] (two blocks per vector).
+fn q4_0_gemv(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
+    // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier and
+    // VNNI; sizes validated by the caller.
+    unsafe { zgemv::gemv_q4_0(k, w, x, y) }
 }
 
 fn f16_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {

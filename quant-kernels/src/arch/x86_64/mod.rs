@@ -13,6 +13,7 @@ mod quant;
 mod tests;
 pub(crate) mod vec;
 pub(crate) mod zgemm;
+mod zgemv;
 
 /// Whether the CPU has `feature` (run-time detection with `std`, the
 /// compile-time target features without).

@@ -1,0 +1,153 @@
+//! AVX-512 VNNI vec dot and gemv for Q4_0 weights: two blocks per 512-bit
+//! `vpdpbusd`.
+//!
+//! The 256-bit legacy path ([`super::legacy`]) spends about 13 µops per
+//! (row, block) on Q4_0: unpacking, a scalar f16 scale, the dot with its
+//! `-8 · Σy` initialiser, the conversion, the scale's broadcast and the
+//! FMA. Here each (row, block pair) takes about 16: the pair's nibbles come
+//! from two broadcast loads, one insert, one shift and one mask; both
+//! scales are converted by one `vcvtph2ps` and spread over the halves by
+//! one permute; one `vpdpbusd`, one conversion and one FMA do both blocks.
+//!
+//! The activations (Q8_0) are prepared once per pair and shared by the
+//! tile's rows: their 64 quants, `-8 · Σy` per i32 lane (the nibbles'
+//! offset), and their two scales spread over the halves.
+//!
+//! A row's result does not depend on the tile it is computed in, and the
+//! vec dot is the 1-row tile, so a row gets the same bits from either. An
+//! odd block count takes the legacy path for both.
+//!
+//! Q4_1 was tried the same way (2026-11-27) and decoded no faster than the
+//! legacy path (five interleaved rounds of `ember bench -p 0 -n 128 -t 1,2`),
+//! so it stays there: its legacy dot has no offset to initialise.
+
+use core::arch::x86_64::*;
+
+use super::isa::{Prefetcher, Vnni};
+use super::legacy::{self, Q4_0};
+use crate::blocks::{blocks, BlockQ4_0, BlockQ8_0};
+
+/// Rows per tile.
+const R: usize = 4;
+
+/// `y[r] = dot(row r of w, x)` for Q4_0 rows of `k` elements and one Q8_0
+/// activation row.
+///
+/// # Safety
+/// The AVX-512 tier's features and avx512vnni must be available; sizes
+/// validated by the caller (`w` whole rows, `x` one row, `y` one output per
+/// row).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) unsafe fn gemv_q4_0(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
+    let nb = k / 32;
+    let wb: &[BlockQ4_0] = blocks(w);
+    let xb: &[BlockQ8_0] = blocks(x);
+    if nb == 0 {
+        y.fill(0.0);
+        return;
+    }
+    let m = wb.len() / nb;
+    if !nb.is_multiple_of(2) || xb.len() < nb || y.len() < m {
+        // SAFETY: features (caller); the legacy gemm takes any block count.
+        unsafe { legacy::gemm::<Q4_0, Vnni, 4, 1>(k, w, x, 1, y) };
+        return;
+    }
+    let mut r0 = 0;
+    while r0 + R <= m {
+        // SAFETY: rows r0..r0 + R exist; features (caller).
+        let o = unsafe { tile::<R>(nb, wb, r0, xb) };
+        y[r0..r0 + R].copy_from_slice(&o);
+        r0 += R;
+    }
+    while r0 < m {
+        // SAFETY: row r0 exists; features (caller).
+        y[r0] = unsafe { tile::<1>(nb, wb, r0, xb) }[0];
+        r0 += 1;
+    }
+}
+
+/// One Q4_0 row · one Q8_0 row of `n` elements: the 1-row tile of
+/// [`gemv_q4_0`] (the legacy 1 × 1 tile for an odd block count, as there).
+///
+/// # Safety
+/// As [`gemv_q4_0`]; `w` and `x` hold one row each.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) unsafe fn vec_dot_q4_0(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let nb = n / 32;
+    let wb: &[BlockQ4_0] = blocks(w);
+    let xb: &[BlockQ8_0] = blocks(x);
+    if !nb.is_multiple_of(2) || wb.len() < nb || xb.len() < nb {
+        // SAFETY: features (caller); the legacy dot takes any block count.
+        return unsafe { legacy::vec_dot::<Q4_0, Vnni>(wb, xb) };
+    }
+    // SAFETY: row 0 has nb blocks; features (caller).
+    let [d] = unsafe { tile::<1>(nb, wb, 0, xb) };
+    d
+}
+
+/// Rows `r0..r0 + T` against `x`, two blocks at a time (`nb` even).
+///
+/// # Safety
+/// As [`gemv_q4_0`]; rows `r0..r0 + T` exist and `x` has `nb` blocks.
+#[inline(always)]
+unsafe fn tile<const T: usize>(nb: usize, w: &[BlockQ4_0], r0: usize, x: &[BlockQ8_0]) -> [f32; T] {
+    const SZ: usize = core::mem::size_of::<BlockQ4_0>();
+    let rows: [&[BlockQ4_0]; T] = core::array::from_fn(|r| &w[(r0 + r) * nb..(r0 + r + 1) * nb]);
+    // The tile two ahead, spread over this tile's steps.
+    let ahead = w.as_ptr().cast::<u8>().wrapping_add((r0 + 2 * T) * nb * SZ);
+    let mut pf = Prefetcher::new(ahead, T * nb * SZ, nb / 2);
+    // SAFETY: features (caller); every index below is < nb <= each slice's
+    // length (i + 1 < nb since nb is even), and loads read within a block.
+    unsafe {
+        let shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+        let low = _mm512_set1_epi8(0x0F);
+        let eight = _mm512_set1_epi8(8);
+        // Lane j takes f32 element j / 8 of a 2-element vector.
+        let halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        let mut acc = [_mm512_setzero_ps(); T];
+        let mut i = 0;
+        while i < nb {
+            pf.step();
+            let (x0, x1) = (x.get_unchecked(i), x.get_unchecked(i + 1));
+            let yz = _mm512_inserti64x4::<1>(
+                _mm512_castsi256_si512(_mm256_loadu_si256(x0.qs.as_ptr().cast())),
+                _mm256_loadu_si256(x1.qs.as_ptr().cast()),
+            );
+            let corr = _mm512_sub_epi32(
+                _mm512_setzero_si512(),
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, yz),
+            );
+            let dx = pair_f16(x0.d, x1.d, halves);
+            for (r, row) in rows.iter().enumerate() {
+                let (a, b) = (row.get_unchecked(i), row.get_unchecked(i + 1));
+                let qa = _mm256_broadcastsi128_si256(_mm_loadu_si128(a.qs.as_ptr().cast()));
+                let qb = _mm256_broadcastsi128_si256(_mm_loadu_si128(b.qs.as_ptr().cast()));
+                let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qa), qb);
+                let q = _mm512_and_si512(_mm512_srlv_epi64(q, shift), low);
+                let s = _mm512_dpbusd_epi32(corr, q, yz);
+                let d = _mm512_mul_ps(pair_f16(a.d, b.d, halves), dx);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, acc[r]);
+            }
+            i += 2;
+        }
+        let mut out = [0f32; T];
+        for (o, v) in out.iter_mut().zip(acc) {
+            *o = _mm512_reduce_add_ps(v);
+        }
+        out
+    }
+}
+
+/// Two f16 scales as f32, the first in lanes 0..8 and the second in 8..16.
+///
+/// # Safety
+/// The AVX-512 tier's features (caller).
+#[inline(always)]
+unsafe fn pair_f16(a: [u8; 2], b: [u8; 2], halves: __m512i) -> __m512 {
+    let bits = u32::from(u16::from_le_bytes(a)) | (u32::from(u16::from_le_bytes(b)) << 16);
+    // SAFETY: f16c and avx512f (caller).
+    unsafe {
+        let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32));
+        _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(v))
+    }
+}
