@@ -78,14 +78,26 @@ fn nibbles(qs: &[u8; 16], off: i8) -> (v128, v128) {
     (i8x16_sub(lo, o), i8x16_sub(hi, o))
 }
 
+/// One block's exact integer dot: its 32 weights (two vectors of signed
+/// bytes) against 32 activation quants, in 4 i32 lanes.
+#[inline(always)]
+fn dot32((w0, w1): (v128, v128), y: &[i8; 32]) -> v128 {
+    let (y0, y1) = load32(y);
+    dot16(dot16(i32x4_splat(0), w0, y0), w1, y1)
+}
+
+/// `acc + s · d`: a block's integer lanes scaled by the product of its
+/// scales, added in f32.
+#[inline(always)]
+fn scale_add(acc: v128, s: v128, d: f32) -> v128 {
+    f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(d)))
+}
+
 fn q4_0_q8_0(_n: usize, w: &[u8], x: &[u8]) -> f32 {
     let mut acc = f32x4_splat(0.0);
     for (a, b) in blocks::<BlockQ4_0>(w).iter().zip(blocks::<BlockQ8_0>(x)) {
-        let (lo, hi) = nibbles(&a.qs, 8);
-        let (y0, y1) = load32(&b.qs);
-        let s = dot16(dot16(i32x4_splat(0), lo, y0), hi, y1);
-        let d = f16_to_f32(a.d) * f16_to_f32(b.d);
-        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(d)));
+        let s = dot32(nibbles(&a.qs, 8), &b.qs);
+        acc = scale_add(acc, s, f16_to_f32(a.d) * f16_to_f32(b.d));
     }
     hsum(acc)
 }
@@ -94,11 +106,8 @@ fn q4_1_q8_1(_n: usize, w: &[u8], x: &[u8]) -> f32 {
     let mut acc = f32x4_splat(0.0);
     let mut mins = 0.0f32;
     for (a, b) in blocks::<BlockQ4_1>(w).iter().zip(blocks::<BlockQ8_1>(x)) {
-        let (lo, hi) = nibbles(&a.qs, 0);
-        let (y0, y1) = load32(&b.qs);
-        let s = dot16(dot16(i32x4_splat(0), lo, y0), hi, y1);
-        let d = f16_to_f32(a.d) * f16_to_f32(b.d);
-        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(d)));
+        let s = dot32(nibbles(&a.qs, 0), &b.qs);
+        acc = scale_add(acc, s, f16_to_f32(a.d) * f16_to_f32(b.d));
         mins += f16_to_f32(a.m) * f16_to_f32(b.s);
     }
     hsum(acc) + mins
@@ -107,11 +116,8 @@ fn q4_1_q8_1(_n: usize, w: &[u8], x: &[u8]) -> f32 {
 fn q8_0_q8_0(_n: usize, w: &[u8], x: &[u8]) -> f32 {
     let mut acc = f32x4_splat(0.0);
     for (a, b) in blocks::<BlockQ8_0>(w).iter().zip(blocks::<BlockQ8_0>(x)) {
-        let (w0, w1) = load32(&a.qs);
-        let (y0, y1) = load32(&b.qs);
-        let s = dot16(dot16(i32x4_splat(0), w0, y0), w1, y1);
-        let d = f16_to_f32(a.d) * f16_to_f32(b.d);
-        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(s), f32x4_splat(d)));
+        let s = dot32(load32(&a.qs), &b.qs);
+        acc = scale_add(acc, s, f16_to_f32(a.d) * f16_to_f32(b.d));
     }
     hsum(acc)
 }
