@@ -135,8 +135,14 @@ pub(crate) unsafe fn f16_1(b: [u8; 2]) -> f32 {
 
 /// Software prefetch of a byte range spread evenly over the iterations of a
 /// loop (Bresenham style): gemv rows are short streams (~1-3 KiB) that the
-/// hardware prefetchers pick up too late, so each row tile prefetches the
-/// tile two ahead while it computes.
+/// hardware prefetchers pick up too late, so each row tile prefetches a
+/// tile [`PREFETCH_AHEAD`] bytes ahead ([`tiles_ahead`]) while it computes.
+///
+/// The lines go to L2 (`prefetcht1`), not L1: on the 2-vCPU Xeon hosts
+/// this was measured on (2026-11-27), L2 prefetches 8 KiB ahead decoded
+/// 4–20% faster than L1 prefetches two tiles ahead, every format at 1 and
+/// 2 threads (`docs/performance.md`, "Software prefetch into L2"). The
+/// kernels' own loads then hit L2, and the L1 fill buffers stay free for them.
 #[derive(Clone, Copy)]
 pub(crate) struct Prefetcher {
     p: *const u8,
@@ -175,8 +181,18 @@ impl Prefetcher {
         while self.acc >= self.steps {
             self.acc -= self.steps;
             // SAFETY: a prefetch is a hint: it never faults, whatever the address.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(self.p.cast::<i8>()) };
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(self.p.cast::<i8>()) };
             self.p = self.p.wrapping_add(64);
         }
     }
+}
+
+/// How far ahead of the tile being computed a gemv prefetches, in bytes.
+pub(crate) const PREFETCH_AHEAD: usize = 8192;
+
+/// Whole tiles of `tile` bytes that make [`PREFETCH_AHEAD`] bytes, and at
+/// least two.
+#[inline(always)]
+pub(crate) fn tiles_ahead(tile: usize) -> usize {
+    (PREFETCH_AHEAD / tile.max(1)).max(2)
 }

@@ -290,7 +290,7 @@ pub(crate) unsafe fn gemm<F: KQuant, const R: usize>(
         let mut pf = Prefetcher::new(
             w.as_ptr()
                 .cast::<u8>()
-                .wrapping_add((r0 + 2 * rr) * nb * sz),
+                .wrapping_add((r0 + super::isa::tiles_ahead(rr * nb * sz) * rr) * nb * sz),
             rr * nb * sz,
             nb,
         );

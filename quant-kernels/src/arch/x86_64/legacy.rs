@@ -356,12 +356,11 @@ unsafe fn row_tile<F: Legacy, I: Isa, const R: usize, const C: usize>(
     y: &mut [f32],
 ) {
     let wr: [&[F::W]; R] = core::array::from_fn(|r| &w[(r0 + r) * nb..(r0 + r + 1) * nb]);
-    // Prefetch the row tile two ahead (during the first column tile only).
+    // Prefetch the row tile PREFETCH_AHEAD bytes on (during the first column tile only).
     let tile_bytes = R * nb * core::mem::size_of::<F::W>();
-    let ahead = w
-        .as_ptr()
-        .cast::<u8>()
-        .wrapping_add((r0 + 2 * R) * nb * core::mem::size_of::<F::W>());
+    let ahead = w.as_ptr().cast::<u8>().wrapping_add(
+        (r0 + super::isa::tiles_ahead(tile_bytes) * R) * nb * core::mem::size_of::<F::W>(),
+    );
     let mut pf = Prefetcher::new(ahead, tile_bytes, nb);
     let mut c0 = 0;
     while c0 + C <= n {

@@ -93,8 +93,11 @@ pub(crate) unsafe fn vec_dot_q4_0(n: usize, w: &[u8], x: &[u8]) -> f32 {
 unsafe fn tile<const T: usize>(nb: usize, w: &[BlockQ4_0], r0: usize, x: &[BlockQ8_0]) -> [f32; T] {
     const SZ: usize = core::mem::size_of::<BlockQ4_0>();
     let rows: [&[BlockQ4_0]; T] = core::array::from_fn(|r| &w[(r0 + r) * nb..(r0 + r + 1) * nb]);
-    // The tile two ahead, spread over this tile's steps.
-    let ahead = w.as_ptr().cast::<u8>().wrapping_add((r0 + 2 * T) * nb * SZ);
+    // The tile PREFETCH_AHEAD bytes on, spread over this tile's steps.
+    let ahead = w
+        .as_ptr()
+        .cast::<u8>()
+        .wrapping_add((r0 + super::isa::tiles_ahead(T * nb * SZ) * T) * nb * SZ);
     let mut pf = Prefetcher::new(ahead, T * nb * SZ, nb / 2);
     // SAFETY: features (caller); every index below is < nb <= each slice's
     // length (i + 1 < nb since nb is even), and loads read within a block.
