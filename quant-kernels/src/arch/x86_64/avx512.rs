@@ -13,6 +13,7 @@
 //! hands them out only after checking the features they need.
 
 use super::isa::Vnni;
+use super::kquants;
 use super::legacy::{self, Legacy};
 use super::zgemm;
 use super::zgemv;
@@ -39,10 +40,11 @@ pub(crate) fn kernels(ty: GgmlType) -> Option<Kernels> {
         GgmlType::Q5_0 if vnni => legacy_kernels::<legacy::Q5_0, zgemm::Q5_0>(),
         GgmlType::Q5_1 if vnni => legacy_kernels::<legacy::Q5_1, zgemm::Q5_1>(),
         GgmlType::Q8_0 if vnni => legacy_kernels::<legacy::Q8_0, zgemm::Q8_0>(),
-        // vec_dot / gemv from the AVX2 tier, the batched gemm from here.
+        // vec_dot / gemv on 512-bit vectors, the batched gemm with VNNI.
         GgmlType::Q4_K if vnni => Kernels {
+            vec_dot: q4_k_dot,
+            gemv: Some(q4_k_gemv),
             gemm: Some(z_gemm::<zgemm::Q4K>),
-            ..super::avx2::kernels(ty)?
         },
         GgmlType::Q6_K if vnni => Kernels {
             gemm: Some(z_gemm::<zgemm::Q6K>),
@@ -55,6 +57,32 @@ pub(crate) fn kernels(ty: GgmlType) -> Option<Kernels> {
         },
         _ => return None,
     })
+}
+
+/// Q4_K's vec dot: the 1-row tile of [`q4_k_gemv`] (same bits).
+fn q4_k_dot(n: usize, w: &[u8], x: &[u8]) -> f32 {
+    let mut y = [0.0f32];
+    // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier;
+    // one row and one column of n elements (validated by the caller).
+    unsafe { q4_k_gemm_t::<1>(n, w, x, &mut y) };
+    y[0]
+}
+
+/// Q4_K's gemv: [`kquants::Q4KZ`] (64 quants per 512-bit step), 4 rows a tile.
+fn q4_k_gemv(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
+    // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier;
+    // sizes validated by the caller.
+    unsafe { q4_k_gemm_t::<GEMV_R>(k, w, x, y) }
+}
+
+/// # Safety
+/// The CPU must support the AVX-512 tier; sizes as [`kquants::gemm`] with
+/// one column.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+unsafe fn q4_k_gemm_t<const R: usize>(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
+    // SAFETY: the AVX-512 tier's features are enabled here (Q4KZ's
+    // requirement); caller's contract.
+    unsafe { kquants::gemm::<kquants::Q4KZ, R>(k, w, x, 1, y) }
 }
 
 /// Q4_0's vec dot: [`zgemv`]'s 1-row tile (two blocks per vector).

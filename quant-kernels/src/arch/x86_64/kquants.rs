@@ -137,6 +137,54 @@ unsafe impl KQuant for Q4K {
     }
 }
 
+/// `Q4_K` on 512-bit vectors (the AVX-512 tier): each step takes 64 quants,
+/// a 32-byte load broadcast to both halves and shifted per half giving the
+/// low nibbles (sub-block `2j`) in the lower half and the high nibbles
+/// (`2j + 1`) in the upper, against 64 activations in one load. One
+/// `vpmaddubsw` and one `vpmaddwd` with the two sub-blocks' scales do what
+/// [`Q4K`] does with two of each on 256-bit vectors. The integer sums are
+/// the same (exact), so the result is the same bits as [`Q4K`]'s.
+pub(crate) struct Q4KZ;
+
+// SAFETY: uses avx2/fma/f16c and avx512f/avx512bw. The trait's contract
+// names only the first three: this impl is only reached through
+// `avx512::kernels`, which checked the AVX-512 tier, from functions that
+// enable its features.
+unsafe impl KQuant for Q4KZ {
+    type W = BlockQ4K;
+    #[inline(always)]
+    unsafe fn block(w: &BlockQ4K, x: &BlockQ8K, acc: &mut __m256, accm: &mut __m128) {
+        // SAFETY: loads stay within w.qs (128 bytes) and x.qs (256 bytes);
+        // the AVX-512 tier's features per the impl's note.
+        unsafe {
+            let (d, sc) = k4_prologue(w.d, w.dmin, &w.scales, x, accm);
+            // The 8 scales (i16) in every 128-bit lane.
+            let sc = _mm512_broadcast_i32x4(_mm256_castsi256_si128(sc));
+            let m4 = _mm512_set1_epi8(0x0F);
+            let shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+            let mut sumi = _mm512_setzero_si512();
+            for j in 0..4 {
+                let q = _mm512_broadcast_i64x4(load32(w.qs.as_ptr().add(32 * j)));
+                let q = _mm512_and_si512(_mm512_srlv_epi64(q, shift), m4);
+                let y = _mm512_loadu_si512(x.qs.as_ptr().add(64 * j).cast());
+                // Scale 2j in the lower half's i16 lanes, 2j + 1 in the upper.
+                let pick = |s: usize| {
+                    _mm256_set1_epi16(i16::from_le_bytes([2 * s as u8, 2 * s as u8 + 1]))
+                };
+                let idx =
+                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(pick(2 * j)), pick(2 * j + 1));
+                let p = _mm512_madd_epi16(_mm512_shuffle_epi8(sc, idx), _mm512_maddubs_epi16(q, y));
+                sumi = _mm512_add_epi32(sumi, p);
+            }
+            let sumi = _mm256_add_epi32(
+                _mm512_castsi512_si256(sumi),
+                _mm512_extracti64x4_epi64::<1>(sumi),
+            );
+            *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), *acc);
+        }
+    }
+}
+
 // SAFETY: uses only avx2/fma/f16c (the trait's contract).
 unsafe impl KQuant for Q5K {
     type W = BlockQ5K;

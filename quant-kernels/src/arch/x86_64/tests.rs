@@ -373,3 +373,40 @@ fn f16_vec_dot_long_and_odd() {
         check_gemv(GgmlType::F16, m, k, k as u64, 1);
     }
 }
+
+#[test]
+fn q4_k_avx512_gemv_is_the_avx2_bits() {
+    // The 512-bit Q4_K block sums the same exact integers as the 256-bit one
+    // and scales them the same way, so the two tiers give the same bits.
+    if !(Tier::Avx2.is_supported() && Tier::Avx512.is_supported()) {
+        return;
+    }
+    for (m, k, seed) in [(5, 256, 1u64), (576, 1536, 2), (13, 256 * 9, 3)] {
+        let case = Case::new(GgmlType::Q4_K, m, k, 1, seed);
+        let mut y2 = vec![0f32; m];
+        let mut y5 = vec![0f32; m];
+        crate::gemv_with(
+            Tier::Avx2,
+            GgmlType::Q4_K,
+            &case.w,
+            k,
+            0..m,
+            &case.x,
+            &mut y2,
+        )
+        .unwrap();
+        crate::gemv_with(
+            Tier::Avx512,
+            GgmlType::Q4_K,
+            &case.w,
+            k,
+            0..m,
+            &case.x,
+            &mut y5,
+        )
+        .unwrap();
+        for r in 0..m {
+            assert_eq!(y2[r].to_bits(), y5[r].to_bits(), "Q4_K row {r} of {m}×{k}");
+        }
+    }
+}
