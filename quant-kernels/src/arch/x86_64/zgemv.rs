@@ -1,5 +1,5 @@
-//! AVX-512 VNNI vec dot and gemv for Q4_0 weights: two blocks per 512-bit
-//! `vpdpbusd`.
+//! AVX-512 VNNI vec dot and gemv for Q4_0 and Q5_0 weights: two blocks per
+//! 512-bit `vpdpbusd`.
 //!
 //! The 256-bit legacy path ([`super::legacy`]) spends about 13 µops per
 //! (row, block) on Q4_0: unpacking, a scalar f16 scale, the dot with its
@@ -8,10 +8,12 @@
 //! from two broadcast loads, one insert, one shift and one mask; both
 //! scales are converted by one `vcvtph2ps` and spread over the halves by
 //! one permute; one `vpdpbusd`, one conversion and one FMA do both blocks.
+//! Q5_0 adds its fifth bits with one masked move: the pair's two 32-bit
+//! `qh` words make the 64-bit mask of the bytes that get `0x10`.
 //!
 //! The activations (Q8_0) are prepared once per pair and shared by the
-//! tile's rows: their 64 quants, `-8 · Σy` per i32 lane (the nibbles'
-//! offset), and their two scales spread over the halves.
+//! tile's rows: their 64 quants, `-off · Σy` per i32 lane (the weights'
+//! offset, 8 or 16), and their two scales spread over the halves.
 //!
 //! A row's result does not depend on the tile it is computed in, and the
 //! vec dot is the 1-row tile, so a row gets the same bits from either. An
@@ -24,23 +26,73 @@
 use core::arch::x86_64::*;
 
 use super::isa::{Prefetcher, Vnni};
-use super::legacy::{self, Q4_0};
-use crate::blocks::{blocks, BlockQ4_0, BlockQ8_0};
+use super::legacy::{self, Legacy};
+use crate::blocks::{blocks, Block, BlockQ4_0, BlockQ5_0, BlockQ8_0};
+
+/// A weight format this module takes two blocks at a time: 32 elements a
+/// block, an f16 scale, 16 bytes of nibbles (low nibbles elements 0..16,
+/// high nibbles 16..32), maybe a fifth bit per element, and an offset.
+///
+/// # Safety
+/// [`Self::L`] must be the legacy path for the same blocks (the fallback
+/// for odd block counts).
+pub(crate) unsafe trait Pair {
+    /// The weight block.
+    type W: Block;
+    /// The legacy format for the same weights.
+    type L: Legacy<W = Self::W, X = BlockQ8_0>;
+    /// What the unsigned quants are offset by (`x = d · (q - OFF)`).
+    const OFF: i8;
+    /// The block's scale (f16 bits) and nibbles.
+    fn parts(w: &Self::W) -> ([u8; 2], &[u8; 16]);
+    /// The fifth bits (bit `i` for element `i`), if the format has them.
+    fn high(w: &Self::W) -> Option<u32>;
+}
+
+// SAFETY: legacy::Q4_0 is the legacy path for BlockQ4_0.
+unsafe impl Pair for legacy::Q4_0 {
+    type W = BlockQ4_0;
+    type L = legacy::Q4_0;
+    const OFF: i8 = 8;
+    #[inline(always)]
+    fn parts(w: &BlockQ4_0) -> ([u8; 2], &[u8; 16]) {
+        (w.d, &w.qs)
+    }
+    #[inline(always)]
+    fn high(_: &BlockQ4_0) -> Option<u32> {
+        None
+    }
+}
+
+// SAFETY: legacy::Q5_0 is the legacy path for BlockQ5_0.
+unsafe impl Pair for legacy::Q5_0 {
+    type W = BlockQ5_0;
+    type L = legacy::Q5_0;
+    const OFF: i8 = 16;
+    #[inline(always)]
+    fn parts(w: &BlockQ5_0) -> ([u8; 2], &[u8; 16]) {
+        (w.d, &w.qs)
+    }
+    #[inline(always)]
+    fn high(w: &BlockQ5_0) -> Option<u32> {
+        Some(u32::from_le_bytes(w.qh))
+    }
+}
 
 /// Rows per tile.
 const R: usize = 4;
 
-/// `y[r] = dot(row r of w, x)` for Q4_0 rows of `k` elements and one Q8_0
-/// activation row.
+/// `y[r] = dot(row r of w, x)` for rows of `k` elements in format `F` and
+/// one Q8_0 activation row.
 ///
 /// # Safety
 /// The AVX-512 tier's features and avx512vnni must be available; sizes
 /// validated by the caller (`w` whole rows, `x` one row, `y` one output per
 /// row).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(crate) unsafe fn gemv_q4_0(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
+pub(crate) unsafe fn gemv<F: Pair>(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
     let nb = k / 32;
-    let wb: &[BlockQ4_0] = blocks(w);
+    let wb: &[F::W] = blocks(w);
     let xb: &[BlockQ8_0] = blocks(x);
     if nb == 0 {
         y.fill(0.0);
@@ -49,62 +101,68 @@ pub(crate) unsafe fn gemv_q4_0(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
     let m = wb.len() / nb;
     if !nb.is_multiple_of(2) || xb.len() < nb || y.len() < m {
         // SAFETY: features (caller); the legacy gemm takes any block count.
-        unsafe { legacy::gemm::<Q4_0, Vnni, 4, 1>(k, w, x, 1, y) };
+        unsafe { legacy::gemm::<F::L, Vnni, 4, 1>(k, w, x, 1, y) };
         return;
     }
     let mut r0 = 0;
     while r0 + R <= m {
         // SAFETY: rows r0..r0 + R exist; features (caller).
-        let o = unsafe { tile::<R>(nb, wb, r0, xb) };
+        let o = unsafe { tile::<F, R>(nb, wb, r0, xb) };
         y[r0..r0 + R].copy_from_slice(&o);
         r0 += R;
     }
     while r0 < m {
         // SAFETY: row r0 exists; features (caller).
-        y[r0] = unsafe { tile::<1>(nb, wb, r0, xb) }[0];
+        y[r0] = unsafe { tile::<F, 1>(nb, wb, r0, xb) }[0];
         r0 += 1;
     }
 }
 
-/// One Q4_0 row · one Q8_0 row of `n` elements: the 1-row tile of
-/// [`gemv_q4_0`] (the legacy 1 × 1 tile for an odd block count, as there).
+/// One row in format `F` · one Q8_0 row of `n` elements: the 1-row tile of
+/// [`gemv`] (the legacy 1 × 1 tile for an odd block count, as there).
 ///
 /// # Safety
-/// As [`gemv_q4_0`]; `w` and `x` hold one row each.
+/// As [`gemv`]; `w` and `x` hold one row each.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(crate) unsafe fn vec_dot_q4_0(n: usize, w: &[u8], x: &[u8]) -> f32 {
+pub(crate) unsafe fn vec_dot<F: Pair>(n: usize, w: &[u8], x: &[u8]) -> f32 {
     let nb = n / 32;
-    let wb: &[BlockQ4_0] = blocks(w);
+    let wb: &[F::W] = blocks(w);
     let xb: &[BlockQ8_0] = blocks(x);
     if !nb.is_multiple_of(2) || wb.len() < nb || xb.len() < nb {
         // SAFETY: features (caller); the legacy dot takes any block count.
-        return unsafe { legacy::vec_dot::<Q4_0, Vnni>(wb, xb) };
+        return unsafe { legacy::vec_dot::<F::L, Vnni>(wb, xb) };
     }
     // SAFETY: row 0 has nb blocks; features (caller).
-    let [d] = unsafe { tile::<1>(nb, wb, 0, xb) };
+    let [d] = unsafe { tile::<F, 1>(nb, wb, 0, xb) };
     d
 }
 
 /// Rows `r0..r0 + T` against `x`, two blocks at a time (`nb` even).
 ///
 /// # Safety
-/// As [`gemv_q4_0`]; rows `r0..r0 + T` exist and `x` has `nb` blocks.
+/// As [`gemv`]; rows `r0..r0 + T` exist and `x` has `nb` blocks.
 #[inline(always)]
-unsafe fn tile<const T: usize>(nb: usize, w: &[BlockQ4_0], r0: usize, x: &[BlockQ8_0]) -> [f32; T] {
-    const SZ: usize = core::mem::size_of::<BlockQ4_0>();
-    let rows: [&[BlockQ4_0]; T] = core::array::from_fn(|r| &w[(r0 + r) * nb..(r0 + r + 1) * nb]);
+unsafe fn tile<F: Pair, const T: usize>(
+    nb: usize,
+    w: &[F::W],
+    r0: usize,
+    x: &[BlockQ8_0],
+) -> [f32; T] {
+    let sz = core::mem::size_of::<F::W>();
+    let rows: [&[F::W]; T] = core::array::from_fn(|r| &w[(r0 + r) * nb..(r0 + r + 1) * nb]);
     // The tile PREFETCH_AHEAD bytes on, spread over this tile's steps.
     let ahead = w
         .as_ptr()
         .cast::<u8>()
-        .wrapping_add((r0 + super::isa::tiles_ahead(T * nb * SZ) * T) * nb * SZ);
-    let mut pf = Prefetcher::new(ahead, T * nb * SZ, nb / 2);
+        .wrapping_add((r0 + super::isa::tiles_ahead(T * nb * sz) * T) * nb * sz);
+    let mut pf = Prefetcher::new(ahead, T * nb * sz, nb / 2);
     // SAFETY: features (caller); every index below is < nb <= each slice's
     // length (i + 1 < nb since nb is even), and loads read within a block.
     unsafe {
         let shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
         let low = _mm512_set1_epi8(0x0F);
-        let eight = _mm512_set1_epi8(8);
+        let off = _mm512_set1_epi8(F::OFF);
+        let fifth = _mm512_set1_epi8(0x10);
         // Lane j takes f32 element j / 8 of a 2-element vector.
         let halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
         let mut acc = [_mm512_setzero_ps(); T];
@@ -118,17 +176,23 @@ unsafe fn tile<const T: usize>(nb: usize, w: &[BlockQ4_0], r0: usize, x: &[Block
             );
             let corr = _mm512_sub_epi32(
                 _mm512_setzero_si512(),
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, yz),
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, yz),
             );
             let dx = pair_f16(x0.d, x1.d, halves);
             for (r, row) in rows.iter().enumerate() {
                 let (a, b) = (row.get_unchecked(i), row.get_unchecked(i + 1));
-                let qa = _mm256_broadcastsi128_si256(_mm_loadu_si128(a.qs.as_ptr().cast()));
-                let qb = _mm256_broadcastsi128_si256(_mm_loadu_si128(b.qs.as_ptr().cast()));
+                let ((da, qsa), (db, qsb)) = (F::parts(a), F::parts(b));
+                let qa = _mm256_broadcastsi128_si256(_mm_loadu_si128(qsa.as_ptr().cast()));
+                let qb = _mm256_broadcastsi128_si256(_mm_loadu_si128(qsb.as_ptr().cast()));
                 let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qa), qb);
-                let q = _mm512_and_si512(_mm512_srlv_epi64(q, shift), low);
+                let mut q = _mm512_and_si512(_mm512_srlv_epi64(q, shift), low);
+                if let (Some(ha), Some(hb)) = (F::high(a), F::high(b)) {
+                    // Byte j of the pair is element j of a (j < 32), of b after.
+                    let m = u64::from(ha) | (u64::from(hb) << 32);
+                    q = _mm512_or_si512(q, _mm512_maskz_mov_epi8(m, fifth));
+                }
                 let s = _mm512_dpbusd_epi32(corr, q, yz);
-                let d = _mm512_mul_ps(pair_f16(a.d, b.d, halves), dx);
+                let d = _mm512_mul_ps(pair_f16(da, db, halves), dx);
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, acc[r]);
             }
             i += 2;
