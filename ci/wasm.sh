@@ -31,7 +31,12 @@ python3 examples/wasm/ember_wasi.py "$CONF" simd128 | tail -3
 MODEL=$(./target/release/ember pull)
 [[ -f $MODEL ]] || { echo "no default model at '$MODEL'"; exit 1; }
 
-wasi inspect "$MODEL" | head -1 | grep -q "GGUF v3" || { echo "ember.wasm inspect failed"; exit 1; }
+# The whole output first, then its first line: a reader that quits early
+# (`| head -1`) makes the module's next write fail, and under wasmtime that
+# surfaces as EIO (os error 29), not the broken pipe that ember ends on
+# quietly, so the pipeline's status would race.
+info=$(wasi inspect "$MODEL") || { echo "ember.wasm inspect failed"; exit 1; }
+[[ $(head -1 <<<"$info") == *"GGUF v3"* ]] || { echo "ember.wasm inspect: unexpected output"; exit 1; }
 
 # `ember eval` on both tiers against x86-64's, as ci/cross.sh checks
 # aarch64: the argmax must agree wherever x86-64's top-2 margin is at least
