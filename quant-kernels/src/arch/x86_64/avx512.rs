@@ -3,9 +3,10 @@
 //! Prompt-batch gemm: [`zgemm`] (one zmm lane per weight row, `vpdpbusd`
 //! on 512-bit vectors, unpacked weight strips reused across columns) for
 //! Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and Q6_K with VNNI, and its f32-FMA
-//! F16 gemm. vec_dot / gemv of Q4_0 use `vpdpbusd` on 512-bit vectors, two
-//! blocks per vector ([`zgemv`]); those of the other legacy formats on
-//! 256-bit vectors (AVX-512 VL + VNNI); F16 vec_dot / gemv use 512-bit FMAs with
+//! F16 gemm. vec_dot / gemv of Q4_0 and Q5_0 use `vpdpbusd` on 512-bit
+//! vectors, two blocks per vector ([`zgemv`]); those of the other legacy
+//! formats on 256-bit vectors (AVX-512 VL + VNNI); Q4_K's take 64 quants per
+//! 512-bit step ([`kquants::Q4KZ`]); F16 vec_dot / gemv use 512-bit FMAs with
 //! masked tails. Without VNNI the integer formats fall back to the AVX2 tier.
 //!
 //! Soundness: the `#[target_feature]` functions here are only reachable

@@ -109,12 +109,7 @@ pub(crate) unsafe fn gemm<const R: usize, const C: usize>(
     while r0 < m {
         let full = r0 + R <= m;
         // Prefetch the row tile PREFETCH_AHEAD bytes on (during the first column tile only).
-        let mut pf = Prefetcher::new(
-            w.as_ptr()
-                .wrapping_add((r0 + super::isa::tiles_ahead(R * rb) * R) * rb),
-            R * rb,
-            k / 8,
-        );
+        let mut pf = Prefetcher::ahead_of(w.as_ptr().wrapping_add(r0 * rb), R * rb, k / 8);
         let mut c0 = 0;
         while c0 < nx {
             let cfull = c0 + C <= nx;

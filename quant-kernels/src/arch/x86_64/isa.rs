@@ -136,7 +136,8 @@ pub(crate) unsafe fn f16_1(b: [u8; 2]) -> f32 {
 /// Software prefetch of a byte range spread evenly over the iterations of a
 /// loop (Bresenham style): gemv rows are short streams (~1-3 KiB) that the
 /// hardware prefetchers pick up too late, so each row tile prefetches a
-/// tile [`PREFETCH_AHEAD`] bytes ahead ([`tiles_ahead`]) while it computes.
+/// tile [`PREFETCH_AHEAD`] bytes ahead ([`Prefetcher::ahead_of`]) while it
+/// computes.
 ///
 /// The lines go to L2 (`prefetcht1`), not L1: on the 2-vCPU Xeon hosts
 /// this was measured on (2026-11-27), L2 prefetches 8 KiB ahead decoded
@@ -163,6 +164,16 @@ impl Prefetcher {
             lines: bytes.div_ceil(64),
             steps: steps.max(1),
         }
+    }
+
+    /// For a tile of `bytes` bytes at `tile`, computed over `steps` steps:
+    /// prefetches the tile [`tiles_ahead`] tiles on, so that the stream stays
+    /// [`PREFETCH_AHEAD`] bytes ahead of the loads. Tiles are back to back
+    /// (row tiles of a row-major matrix), so that tile starts `k · bytes`
+    /// after this one.
+    #[inline(always)]
+    pub(crate) fn ahead_of(tile: *const u8, bytes: usize, steps: usize) -> Prefetcher {
+        Prefetcher::new(tile.wrapping_add(tiles_ahead(bytes) * bytes), bytes, steps)
     }
 
     /// Prefetches nothing.
@@ -193,6 +204,6 @@ pub(crate) const PREFETCH_AHEAD: usize = 8192;
 /// Whole tiles of `tile` bytes that make [`PREFETCH_AHEAD`] bytes, and at
 /// least two.
 #[inline(always)]
-pub(crate) fn tiles_ahead(tile: usize) -> usize {
+fn tiles_ahead(tile: usize) -> usize {
     (PREFETCH_AHEAD / tile.max(1)).max(2)
 }

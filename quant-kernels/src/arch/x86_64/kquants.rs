@@ -335,13 +335,8 @@ pub(crate) unsafe fn gemm<F: KQuant, const R: usize>(
     while r0 < m {
         let rr = if r0 + R <= m { R } else { 1 };
         let sz = core::mem::size_of::<F::W>();
-        let mut pf = Prefetcher::new(
-            w.as_ptr()
-                .cast::<u8>()
-                .wrapping_add((r0 + super::isa::tiles_ahead(rr * nb * sz) * rr) * nb * sz),
-            rr * nb * sz,
-            nb,
-        );
+        let at = w.as_ptr().cast::<u8>().wrapping_add(r0 * nb * sz);
+        let mut pf = Prefetcher::ahead_of(at, rr * nb * sz, nb);
         for c in 0..n {
             let xc = [&x[c * nb..(c + 1) * nb]];
             if rr == R {

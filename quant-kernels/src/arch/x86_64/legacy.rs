@@ -357,11 +357,9 @@ unsafe fn row_tile<F: Legacy, I: Isa, const R: usize, const C: usize>(
 ) {
     let wr: [&[F::W]; R] = core::array::from_fn(|r| &w[(r0 + r) * nb..(r0 + r + 1) * nb]);
     // Prefetch the row tile PREFETCH_AHEAD bytes on (during the first column tile only).
-    let tile_bytes = R * nb * core::mem::size_of::<F::W>();
-    let ahead = w.as_ptr().cast::<u8>().wrapping_add(
-        (r0 + super::isa::tiles_ahead(tile_bytes) * R) * nb * core::mem::size_of::<F::W>(),
-    );
-    let mut pf = Prefetcher::new(ahead, tile_bytes, nb);
+    let row_bytes = nb * core::mem::size_of::<F::W>();
+    let at = w.as_ptr().cast::<u8>().wrapping_add(r0 * row_bytes);
+    let mut pf = Prefetcher::ahead_of(at, R * row_bytes, nb);
     let mut c0 = 0;
     while c0 + C <= n {
         let xc: [&[F::X]; C] = core::array::from_fn(|c| &x[(c0 + c) * nb..(c0 + c + 1) * nb]);

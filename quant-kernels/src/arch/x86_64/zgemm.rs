@@ -787,11 +787,7 @@ pub(crate) unsafe fn gemv_f16(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
             unsafe { wp.add((r0 + r).min(m - 1) * rb) }
         });
         // Prefetch the tile PREFETCH_AHEAD bytes on (gemv streams the weights once).
-        let mut pf = super::isa::Prefetcher::new(
-            wp.wrapping_add((r0 + super::isa::tiles_ahead(VR * rb) * VR) * rb),
-            VR * rb,
-            steps,
-        );
+        let mut pf = super::isa::Prefetcher::ahead_of(wp.wrapping_add(r0 * rb), VR * rb, steps);
         let mut acc = [_mm512_setzero_ps(); VR];
         for s in 0..steps {
             let mask = lanes(k - 16 * s);

@@ -151,11 +151,8 @@ unsafe fn tile<F: Pair, const T: usize>(
     let sz = core::mem::size_of::<F::W>();
     let rows: [&[F::W]; T] = core::array::from_fn(|r| &w[(r0 + r) * nb..(r0 + r + 1) * nb]);
     // The tile PREFETCH_AHEAD bytes on, spread over this tile's steps.
-    let ahead = w
-        .as_ptr()
-        .cast::<u8>()
-        .wrapping_add((r0 + super::isa::tiles_ahead(T * nb * sz) * T) * nb * sz);
-    let mut pf = Prefetcher::new(ahead, T * nb * sz, nb / 2);
+    let at = w.as_ptr().cast::<u8>().wrapping_add(r0 * nb * sz);
+    let mut pf = Prefetcher::ahead_of(at, T * nb * sz, nb / 2);
     // SAFETY: features (caller); every index below is < nb <= each slice's
     // length (i + 1 < nb since nb is even), and loads read within a block.
     unsafe {
