@@ -217,17 +217,27 @@ impl<'m> Session<'m> {
         };
         let n_past = &mut self.n_past;
         let n_logits = &mut self.n_logits;
+        let placement = crate::sys::Placement::new(n_threads);
         std::thread::scope(|s| {
             let mut threads: Vec<Thread> = Vec::with_capacity(n_threads);
             for tid in 1..n_threads {
                 let sh = &shared;
+                let p = placement.as_ref();
                 let h = std::thread::Builder::new()
                     .name(format!("ember-{tid}"))
-                    .spawn_scoped(s, move || sh.worker(tid));
+                    .spawn_scoped(s, move || {
+                        if let Some(p) = p {
+                            p.pin(tid);
+                        }
+                        sh.worker(tid)
+                    });
                 match h {
                     Ok(h) => threads.push(h.thread().clone()),
                     Err(_) => break,
                 }
+            }
+            if let Some(p) = &placement {
+                p.pin(0);
             }
             let mut exec = Exec {
                 sh: &shared,
@@ -246,6 +256,9 @@ impl<'m> Session<'m> {
             };
             let r = f(&mut exec);
             exec.post(Job::Quit);
+            if let Some(p) = &placement {
+                p.unpin();
+            }
             r
         })
     }

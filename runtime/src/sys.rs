@@ -46,6 +46,83 @@ pub fn join<A, B: Send>(main: impl FnOnce() -> A, side: impl FnOnce() -> B + Sen
     })
 }
 
+/// Where a session's threads run. A thread spawned by a short process can
+/// start on its parent's CPU and stay there while another CPU idles: on a
+/// two-vCPU machine that made one run in three evaluate a 16-token prompt
+/// on one CPU, slower than one thread (see `docs/performance.md`). So each
+/// thread of a session is pinned to its own CPU: the calling thread to the
+/// one it is on, the others to the next allowed ones. The calling thread's
+/// mask is given back when the session's threads stop.
+///
+/// Nothing is pinned with one thread, with more threads than allowed CPUs,
+/// with `EMBER_PIN=0`, or where the platform has no affinity (only Linux
+/// and Android have it here).
+pub struct Placement {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    allowed: rustix::thread::CpuSet,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    home: usize,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    others: usize,
+}
+
+impl Placement {
+    /// The placement of `n_threads` threads started from this one, or
+    /// `None` where they are left to the OS.
+    pub fn new(n_threads: usize) -> Option<Placement> {
+        if n_threads < 2 || std::env::var_os("EMBER_PIN").is_some_and(|v| v == "0") {
+            return None;
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let allowed = rustix::thread::sched_getaffinity(None).ok()?;
+            let home = rustix::thread::sched_getcpu();
+            let count = allowed.count() as usize;
+            if home >= rustix::thread::CpuSet::MAX_CPU || !allowed.is_set(home) || count < n_threads
+            {
+                return None;
+            }
+            Some(Placement {
+                allowed,
+                home,
+                others: count - 1,
+            })
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        None
+    }
+
+    /// The CPU of thread `tid` (0 is the one that made the placement).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn cpu(&self, tid: usize) -> Option<usize> {
+        if tid == 0 {
+            return Some(self.home);
+        }
+        (0..rustix::thread::CpuSet::MAX_CPU)
+            .filter(|&c| c != self.home && self.allowed.is_set(c))
+            .nth((tid - 1) % self.others.max(1))
+    }
+
+    /// Pins the calling thread, thread `tid` of the session, to its CPU.
+    /// A failure leaves it where it is: placement only affects speed.
+    pub fn pin(&self, tid: usize) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(cpu) = self.cpu(tid) {
+            let mut one = rustix::thread::CpuSet::new();
+            one.set(cpu);
+            let _ = rustix::thread::sched_setaffinity(None, &one);
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = tid;
+    }
+
+    /// Gives the calling thread back the mask it had when the placement was made.
+    pub fn unpin(&self) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let _ = rustix::thread::sched_setaffinity(None, &self.allowed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +135,62 @@ mod tests {
             || v.iter().map(|x| x * 2).sum::<u32>(),
         );
         assert_eq!((a, b), (499_500, 999_000));
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn threads_are_pinned_to_distinct_cpus_and_the_mask_is_given_back() {
+        use rustix::thread::{sched_getaffinity, sched_getcpu, CpuSet};
+        let mask = |s: &CpuSet| {
+            (0..CpuSet::MAX_CPU)
+                .filter(|&c| s.is_set(c))
+                .collect::<Vec<_>>()
+        };
+        let before = mask(&sched_getaffinity(None).unwrap());
+        assert!(Placement::new(1).is_none(), "one thread is left to the OS");
+        assert!(
+            Placement::new(before.len() + 1).is_none(),
+            "more threads than CPUs are left to the OS"
+        );
+        if before.len() < 2 || std::env::var_os("EMBER_PIN").is_some_and(|v| v == "0") {
+            return;
+        }
+        let n = before.len().min(4);
+        let p = Placement::new(n).expect("a placement with enough CPUs");
+        let cpus: Vec<usize> = std::thread::scope(|s| {
+            let hs: Vec<_> = (1..n)
+                .map(|tid| {
+                    let p = &p;
+                    s.spawn(move || {
+                        p.pin(tid);
+                        (sched_getcpu(), mask(&sched_getaffinity(None).unwrap()))
+                    })
+                })
+                .collect();
+            p.pin(0);
+            let mut cpus = vec![sched_getcpu()];
+            assert_eq!(mask(&sched_getaffinity(None).unwrap()), vec![cpus[0]]);
+            for h in hs {
+                let (cpu, m) = h.join().unwrap();
+                assert_eq!(m, vec![cpu], "a worker runs on the one CPU it is pinned to");
+                cpus.push(cpu);
+            }
+            cpus
+        });
+        let mut distinct = cpus.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), n, "each thread has its own CPU: {cpus:?}");
+        assert!(
+            cpus.iter().all(|c| before.contains(c)),
+            "{cpus:?} outside {before:?}"
+        );
+        p.unpin();
+        assert_eq!(
+            mask(&sched_getaffinity(None).unwrap()),
+            before,
+            "the mask is given back"
+        );
     }
 
     #[test]
