@@ -5,7 +5,8 @@
 //! Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and Q6_K with VNNI, and its f32-FMA
 //! F16 gemm. vec_dot / gemv of Q4_0 and Q5_0 use `vpdpbusd` on 512-bit
 //! vectors, two blocks per vector ([`zgemv`]); those of the other legacy
-//! formats on 256-bit vectors (AVX-512 VL + VNNI); Q4_K's take 64 quants per
+//! formats on 256-bit vectors (AVX-512 VL + VNNI; Q8_0's with AVX2's
+//! `vpmaddubsw`, which is faster for its sign-trick dot); Q4_K's take 64 quants per
 //! 512-bit step ([`kquants::Q4KZ`]); F16 vec_dot / gemv use 512-bit FMAs with
 //! masked tails. Without VNNI the integer formats fall back to the AVX2 tier.
 //!
@@ -13,7 +14,7 @@
 //! through the safe wrappers, and those only through [`kernels`], which
 //! hands them out only after checking the features they need.
 
-use super::isa::Vnni;
+use super::isa::{Avx2, Isa, Vnni};
 use super::kquants;
 use super::legacy::{self, Legacy};
 use super::zgemm;
@@ -37,14 +38,17 @@ pub(crate) fn kernels(ty: GgmlType) -> Option<Kernels> {
             gemv: Some(pair_gemv::<legacy::Q4_0>),
             gemm: Some(z_gemm::<zgemm::Q4_0>),
         },
-        GgmlType::Q4_1 if vnni => legacy_kernels::<legacy::Q4_1, zgemm::Q4_1>(),
+        GgmlType::Q4_1 if vnni => legacy_kernels::<legacy::Q4_1, zgemm::Q4_1, Vnni>(),
         GgmlType::Q5_0 if vnni => Kernels {
             vec_dot: pair_dot::<legacy::Q5_0>,
             gemv: Some(pair_gemv::<legacy::Q5_0>),
             gemm: Some(z_gemm::<zgemm::Q5_0>),
         },
-        GgmlType::Q5_1 if vnni => legacy_kernels::<legacy::Q5_1, zgemm::Q5_1>(),
-        GgmlType::Q8_0 if vnni => legacy_kernels::<legacy::Q8_0, zgemm::Q8_0>(),
+        GgmlType::Q5_1 if vnni => legacy_kernels::<legacy::Q5_1, zgemm::Q5_1, Vnni>(),
+        // Q8_0's sign-trick dot is faster as `vpmaddubsw` + `vpmaddwd` than as
+        // `vpdpbusd ymm` here (gemv in cache, 26 against 21 GiB/s; see
+        // docs/performance.md); the gemm keeps VNNI.
+        GgmlType::Q8_0 if vnni => legacy_kernels::<legacy::Q8_0, zgemm::Q8_0, Avx2>(),
         // vec_dot / gemv on 512-bit vectors, the batched gemm with VNNI.
         GgmlType::Q4_K if vnni => Kernels {
             vec_dot: q4_k_dot,
@@ -122,12 +126,13 @@ fn f16_gemm(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], scratch: &mut
     unsafe { zgemm::gemm_f16(k, w, x, n, y, scratch) }
 }
 
-/// Legacy-format kernels; only handed out with VNNI. gemm is the
-/// row-per-lane kernel of [`zgemm`] (`Z`).
-fn legacy_kernels<F: Legacy, Z: zgemm::ZFormat>() -> Kernels {
+/// Legacy-format kernels; only handed out with VNNI. The vec dot and gemv
+/// take their integer dot from `I` ([`Vnni`] or [`Avx2`]: this tier has the
+/// features of both); gemm is the row-per-lane kernel of [`zgemm`] (`Z`).
+fn legacy_kernels<F: Legacy, Z: zgemm::ZFormat, I: Isa>() -> Kernels {
     Kernels {
-        vec_dot: legacy_dot::<F>,
-        gemv: Some(legacy_gemv::<F>),
+        vec_dot: legacy_dot::<F, I>,
+        gemv: Some(legacy_gemv::<F, I>),
         gemm: Some(z_gemm::<Z>),
     }
 }
@@ -138,29 +143,29 @@ fn z_gemm<Z: zgemm::ZFormat>(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f3
     unsafe { zgemm::gemm::<Z>(k, w, x, n, y) }
 }
 
-fn legacy_dot<F: Legacy>(_n: usize, w: &[u8], x: &[u8]) -> f32 {
+fn legacy_dot<F: Legacy, I: Isa>(_n: usize, w: &[u8], x: &[u8]) -> f32 {
     // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier and VNNI.
-    unsafe { legacy_dot_t::<F>(blocks(w), blocks(x)) }
+    unsafe { legacy_dot_t::<F, I>(blocks(w), blocks(x)) }
 }
 
-fn legacy_gemv<F: Legacy>(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
+fn legacy_gemv<F: Legacy, I: Isa>(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
     // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier and
     // VNNI; sizes validated by the caller.
-    unsafe { legacy_gemm_t::<F, GEMV_R, 1>(k, w, x, 1, y) }
+    unsafe { legacy_gemm_t::<F, I, GEMV_R, 1>(k, w, x, 1, y) }
 }
 
 /// # Safety
 /// The CPU must support the AVX-512 tier and avx512vnni; `w.len() == x.len()`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn legacy_dot_t<F: Legacy>(w: &[F::W], x: &[F::X]) -> f32 {
+unsafe fn legacy_dot_t<F: Legacy, I: Isa>(w: &[F::W], x: &[F::X]) -> f32 {
     // SAFETY: features enabled here; caller's contract.
-    unsafe { legacy::vec_dot::<F, Vnni>(w, x) }
+    unsafe { legacy::vec_dot::<F, I>(w, x) }
 }
 
 /// # Safety
 /// The CPU must support the AVX-512 tier and avx512vnni; sizes as [`legacy::gemm`].
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn legacy_gemm_t<F: Legacy, const R: usize, const C: usize>(
+unsafe fn legacy_gemm_t<F: Legacy, I: Isa, const R: usize, const C: usize>(
     k: usize,
     w: &[u8],
     x: &[u8],
@@ -168,5 +173,5 @@ unsafe fn legacy_gemm_t<F: Legacy, const R: usize, const C: usize>(
     y: &mut [f32],
 ) {
     // SAFETY: features enabled here; caller's contract.
-    unsafe { legacy::gemm::<F, Vnni, R, C>(k, w, x, n, y) }
+    unsafe { legacy::gemm::<F, I, R, C>(k, w, x, n, y) }
 }
