@@ -2,7 +2,7 @@
 
 use crate::common::tier;
 use crate::{model, Failure};
-use ember::{KvType, Model, PlanConfig, Session};
+use ember::{KvType, LoadMode, Model, PlanConfig, Session};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -54,6 +54,10 @@ pub struct Args {
     /// report decode against its roofline (bandwidth ÷ weight bytes per token).
     #[arg(long)]
     roofline: bool,
+    /// 1 (default): map the model file; 0: read it into memory, in huge
+    /// pages on Linux (as llama-bench's -mmp; see `ember run --no-mmap`).
+    #[arg(long = "mmap", alias = "mmp", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    mmap: u8,
 }
 
 /// Physical memory in bytes (Linux: MemTotal), if known.
@@ -183,7 +187,12 @@ fn bench_model(
     rows: &mut Vec<Row>,
 ) -> Result<(), Failure> {
     let t0 = Instant::now();
-    let model = Model::open(path).map_err(|e| crate::common::file_failure(path, e))?;
+    let mode = if a.mmap == 0 {
+        LoadMode::Read
+    } else {
+        LoadMode::Map
+    };
+    let model = Model::load(path, mode).map_err(|e| crate::common::file_failure(path, e))?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let g = model.gguf()?;
     let params: u64 = g.tensors().iter().map(|t| t.n_elements).sum();
@@ -358,6 +367,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
                     "n_threads": r.threads,
                     "type_k": r.kv_type.name(),
                     "type_v": r.kv_type.name(),
+                    "use_mmap": a.mmap == 1,
                     "n_prompt": r.n_prompt,
                     "n_gen": r.n_gen,
                     "n_depth": r.n_depth,

@@ -22,6 +22,12 @@ pub struct ModelOpts {
     /// must equal `--cache-type` when given (llama.cpp's `-ctv`).
     #[arg(long = "cache-type-v", alias = "ctv", value_parser = parse_kv)]
     pub cache_type_v: Option<KvType>,
+    /// Read the weights into memory (in huge pages on Linux) instead of
+    /// mapping the file: about 35 ms more to load the default model and
+    /// private memory for the weights, for faster decode where TLB misses
+    /// are dear (VMs; see docs/performance.md).
+    #[arg(long = "no-mmap")]
+    pub no_mmap: bool,
 }
 
 pub fn parse_kv(s: &str) -> Result<KvType, String> {
@@ -61,15 +67,22 @@ impl ModelOpts {
             ));
         }
         let path = model::resolve(self.model.clone())?;
+        let mode = if self.no_mmap {
+            ember::LoadMode::Read
+        } else {
+            ember::LoadMode::Map
+        };
         let t0 = Instant::now();
-        // Map the weights (the kernel populates the page tables) on one
-        // thread while the tokenizer is built on this one.
-        let (tok, m) = ember::sys::join(
-            || ember::gguf::GgufFile::open(&path).and_then(|f| Tokenizer::from_gguf(&f.parse()?)),
-            || Model::open(&path),
-        );
-        let m = m.map_err(|e| file_failure(&path, e))?;
-        let tok = tok.map_err(|e| file_failure(&path, e))?;
+        // One map of the file, populated (in 2 MiB pages where the page
+        // cache has them, see `ember::gguf::mmap`), then the tokenizer from
+        // the same bytes. A second map read by another thread at the same
+        // time made a cold read of the file fill the cache partly in 4 KiB
+        // pages (61 of 92 MiB in 2 MiB pages, against all of them alone).
+        let m = Model::load(&path, mode).map_err(|e| file_failure(&path, e))?;
+        let tok = m
+            .gguf()
+            .and_then(|g| Tokenizer::from_gguf(&g))
+            .map_err(|e| file_failure(&path, e))?;
         Ok(Loaded {
             model: m,
             tok,

@@ -234,6 +234,14 @@ fn greedy_run_is_deterministic_and_seeded_sampling_repeats() {
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
     assert_eq!(a.stdout, b.stdout);
     assert!(!a.stdout.is_empty());
+    // The weights read into memory (`--no-mmap`) are the same bytes.
+    let read_in = run(&[&args[..], &["--no-mmap"]].concat());
+    assert!(
+        read_in.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read_in.stderr)
+    );
+    assert_eq!(read_in.stdout, a.stdout, "--no-mmap changed the output");
     let err = String::from_utf8_lossy(&a.stderr);
     assert!(
         err.contains("tok/s") && err.contains("kernels "),

@@ -220,6 +220,7 @@ pub fn fetch(
         }
         fs::rename(&part, dest)
             .map_err(|e| fail(format!("cannot move the model to {}: {e}", dest.display())))?;
+        crate::sys::drop_cached(dest);
         Ok(dest.to_path_buf())
     })();
     let _ = fs::remove_dir_all(&tmp);

@@ -25,5 +25,6 @@ pub mod kernels {
 }
 pub use error::{Error, Result};
 pub use exec::{Exec, Session};
+pub use gguf::LoadMode;
 pub use model::Model;
 pub use plan::{KvType, Plan, PlanConfig};

@@ -2,9 +2,11 @@
 //!
 //! A [`Mapped`] file is a read-only memory map of the file (the default);
 //! an empty buffer for an empty file (mapping zero bytes is an error on
-//! some systems); or, where the platform cannot map files at all (WASI,
-//! whose `memmap2` reports `Unsupported`), the file read once into an
-//! 8-byte aligned buffer, so that the same loader runs there.
+//! some systems); the file read into anonymous memory, advised as
+//! transparent huge pages on Linux ([`Mapped::read_in`], `--no-mmap`); or,
+//! where the platform cannot map files at all (WASI, whose `memmap2`
+//! reports `Unsupported`), the file read once into an 8-byte aligned
+//! buffer, so that the same loader runs there.
 #![allow(unsafe_code)]
 
 use crate::{Error, Result};
@@ -61,6 +63,9 @@ impl Mapped {
                 usize::BITS
             )));
         }
+        // On Linux the pages are populated after the huge-page advice (see
+        // `advise_huge`), elsewhere by the map itself.
+        let map_populates = populate && !cfg!(target_os = "linux");
         // SAFETY: the map is read-only and private to this process. The usual
         // caveat of every mmap-based loader (llama.cpp included) applies: if
         // another process truncates or rewrites the file while it is mapped,
@@ -68,17 +73,76 @@ impl Mapped {
         // and every read goes through bounds-checked slices of its length.
         let map = unsafe {
             let mut opts = memmap2::MmapOptions::new();
-            if populate {
+            if map_populates {
                 opts.populate();
             }
             opts.map(&file)
         };
         let backing = match map {
-            Ok(m) => Backing::Map(m),
+            Ok(m) => {
+                advise_huge(&m, populate && !map_populates);
+                Backing::Map(m)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Unsupported => read_whole(file, len, path)?,
             Err(e) => return Err(io(e)),
         };
         Ok(Mapped { backing })
+    }
+
+    /// Reads `path` into this process's memory instead of mapping it: an
+    /// anonymous map, advised as transparent huge pages on Linux, filled
+    /// by one read and then made read-only. The weights then cost a copy at
+    /// load and private memory, but a token's pass over them takes one TLB
+    /// entry per 2 MiB instead of per 4 KiB (see `docs/performance.md`,
+    /// "Weights in huge pages"). Where anonymous maps are unsupported the
+    /// file is read into an aligned buffer, as [`Mapped::open`] does there.
+    ///
+    /// # Errors
+    /// As [`Mapped::open`]; also an [`Error::Io`] if the file is shorter
+    /// than its length by the time it is read.
+    pub fn read_in(path: &Path) -> Result<Mapped> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len == 0 {
+            return Ok(Mapped {
+                backing: Backing::Empty,
+            });
+        }
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= isize::MAX as usize)
+            .ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "{} is {len} bytes, more than this {}-bit platform can hold in memory",
+                    path.display(),
+                    usize::BITS
+                ))
+            })?;
+        let mut anon = match memmap2::MmapMut::map_anon(len) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                return Ok(Mapped {
+                    backing: read_whole(file, len as u64, path)?,
+                })
+            }
+            Err(e) => return Err(io(e)),
+        };
+        // Before the first touch, so that the page faults take whole huge
+        // pages. Only a hint: without THP the read still works.
+        #[cfg(target_os = "linux")]
+        let _ = anon.advise(memmap2::Advice::HugePage);
+        {
+            use std::io::Read;
+            file.read_exact(&mut anon[..]).map_err(io)?;
+        }
+        let map = anon.make_read_only().map_err(io)?;
+        Ok(Mapped {
+            backing: Backing::Map(map),
+        })
     }
 
     /// The file's bytes.
@@ -101,6 +165,27 @@ impl Mapped {
         }
     }
 }
+
+/// Advises `m` as transparent huge pages and, with `populate`, maps every
+/// page up front (one pass, much cheaper than a fault per page on first
+/// use). Where the page cache holds the file in 2 MiB folios the kernel
+/// then maps each with one page-table entry, and a token's pass over the
+/// weights misses the TLB once per 2 MiB instead of once per 4 KiB
+/// (zero-copy still: these are the page cache's own pages). The advice also
+/// makes a cold read of the file through any of its maps (the tokenizer's
+/// too) fill the page cache in 2 MiB folios. Both are hints; a kernel
+/// without them maps 4 KiB pages, or faults them in on first use.
+#[cfg(target_os = "linux")]
+fn advise_huge(m: &memmap2::Mmap, populate: bool) {
+    let _ = m.advise(memmap2::Advice::HugePage);
+    if populate && m.advise(memmap2::Advice::PopulateRead).is_err() {
+        // Kernels before 5.14: start the reads at least.
+        let _ = m.advise(memmap2::Advice::WillNeed);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge(_: &memmap2::Mmap, _: bool) {}
 
 /// The whole file read into 8-byte aligned memory, for a platform that
 /// cannot map files. A file shorter than `len` by the time it is read is an
@@ -148,11 +233,21 @@ mod tests {
             };
             assert_eq!(mapped.bytes(), &data[..]);
             assert_eq!(read.bytes(), &data[..]);
+            let read_in = Mapped::read_in(&p).unwrap();
+            assert_eq!(read_in.bytes(), &data[..]);
+            assert_eq!(read_in.bytes().as_ptr().align_offset(8), 0);
             assert_eq!(read.bytes().as_ptr().align_offset(8), 0);
             // A file that shrank after its length was taken is an error.
             let short = read_whole(File::open(&p).unwrap(), len as u64 + 1, &p);
             assert!(matches!(short, Err(Error::Io { .. })));
         }
+        let empty = dir.join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(Mapped::read_in(&empty).unwrap().bytes().is_empty());
+        assert!(matches!(
+            Mapped::read_in(&dir.join("missing")),
+            Err(Error::Io { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

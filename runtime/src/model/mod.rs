@@ -4,7 +4,7 @@
 //! each tensor is. Small 1-D tensors (norm weights, biases) are converted to
 //! f32 once at load.
 
-use crate::gguf::{Gguf, GgufFile, TensorInfo};
+use crate::gguf::{Gguf, GgufFile, LoadMode, TensorInfo};
 use crate::{Error, GgmlType, Result};
 use std::path::Path;
 
@@ -277,8 +277,12 @@ fn opt_vector(g: &Gguf<'_>, name: &str, n: usize) -> Result<Option<Vec<f32>>> {
 impl Model {
     /// Maps and loads a model file.
     pub fn open(path: impl AsRef<Path>) -> Result<Model> {
-        let file = GgufFile::open_with(path, true)?;
-        Model::from_file(file)
+        Model::load(path, LoadMode::Map)
+    }
+
+    /// Loads a model file, mapped or read into memory as `mode` says.
+    pub fn load(path: impl AsRef<Path>, mode: LoadMode) -> Result<Model> {
+        Model::from_file(GgufFile::load(path, mode)?)
     }
 
     /// Loads a model from a mapped file.
