@@ -60,6 +60,16 @@ model_path() {
 
 echo "kernel tier: $(EMBER_KERNELS= $EMBER run -p hi -n 1 --temp 0 2>&1 >/dev/null | sed -n 's/.*kernels \([a-z0-9]*\).*/\1/p')" | tee "$OUT/tier.txt"
 
+# Start every model file from disk, as `ember pull` leaves the model it
+# fetches: dropped from the page cache, so that the first load reads it back
+# under Ember's huge-page advice, into 2 MiB folios (Linux; see "Weights in
+# huge pages" in docs/performance.md). Both runtimes then map the same cache.
+for v in $VARIANTS; do
+  python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$(model_path "$v")" || true
+done
+
 for v in $VARIANTS; do
   m=$(model_path "$v")
   echo "== $v ($m)"

@@ -70,10 +70,24 @@ fn mem_total() -> Option<u64> {
 /// Read bandwidth in bytes/s with `threads` threads: best of 5 passes over a
 /// 512 MiB buffer (beyond the caches of the machines Ember targets; a quarter
 /// of RAM on a board with less than 2 GiB), each thread summing its own part.
+/// The buffer is in huge pages where the kernel gives them, as the weights
+/// are (on a VM, 4 KiB pages read a third slower; see docs/performance.md).
 pub fn read_bandwidth(threads: usize) -> f64 {
     let quarter = mem_total().map(|m| (m / 4) as usize).unwrap_or(usize::MAX);
     let size: usize = (512usize << 20).min(quarter).max(16 << 20);
-    let buf: Vec<u8> = (0..size).map(|i| i as u8).collect();
+    let mut huge = ember::sys::huge_buffer(size);
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = match huge.as_deref_mut() {
+        Some(b) => b,
+        None => {
+            heap.resize(size, 0u8);
+            &mut heap
+        }
+    };
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    let buf: &[u8] = buf;
     let mut best = f64::INFINITY;
     let mut sink = 0u64;
     for _ in 0..5 {

@@ -142,6 +142,18 @@ pub fn drop_cached(path: &std::path::Path) {
     let _ = path;
 }
 
+/// A zeroed buffer of `len` bytes in anonymous memory, advised as
+/// transparent huge pages on Linux, as a model's weights are mapped where
+/// the kernel allows (`gguf::mmap`): for measurements that should see the
+/// pages the weights see (`ember bench --roofline`'s read bandwidth).
+/// `None` where anonymous maps are unsupported or `len` is 0.
+pub fn huge_buffer(len: usize) -> Option<impl std::ops::DerefMut<Target = [u8]>> {
+    let m = memmap2::MmapMut::map_anon(len).ok()?;
+    #[cfg(target_os = "linux")]
+    let _ = m.advise(memmap2::Advice::HugePage);
+    Some(m)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +222,19 @@ mod tests {
             before,
             "the mask is given back"
         );
+    }
+
+    /// Dropping a file's cached pages loses none of its bytes (they are
+    /// written out first), and a missing file is ignored.
+    #[test]
+    fn drop_cached_keeps_the_data() {
+        let p = std::env::temp_dir().join(format!("ember-drop-{}", std::process::id()));
+        let data: Vec<u8> = (0..3 << 20).map(|i: u32| (i * 7 % 253) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        drop_cached(&p);
+        assert_eq!(std::fs::read(&p).unwrap(), data);
+        std::fs::remove_file(&p).unwrap();
+        drop_cached(&p);
     }
 
     #[test]
