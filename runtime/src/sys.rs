@@ -148,10 +148,7 @@ pub fn drop_cached(path: &std::path::Path) {
 /// pages the weights see (`ember bench --roofline`'s read bandwidth).
 /// `None` where anonymous maps are unsupported or `len` is 0.
 pub fn huge_buffer(len: usize) -> Option<impl std::ops::DerefMut<Target = [u8]>> {
-    let m = memmap2::MmapMut::map_anon(len).ok()?;
-    #[cfg(target_os = "linux")]
-    let _ = m.advise(memmap2::Advice::HugePage);
-    Some(m)
+    crate::gguf::mmap::huge_anon(len).ok()
 }
 
 #[cfg(test)]

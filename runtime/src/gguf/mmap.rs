@@ -122,7 +122,7 @@ impl Mapped {
                     usize::BITS
                 ))
             })?;
-        let mut anon = match memmap2::MmapMut::map_anon(len) {
+        let mut anon = match huge_anon(len) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
                 return Ok(Mapped {
@@ -131,10 +131,6 @@ impl Mapped {
             }
             Err(e) => return Err(io(e)),
         };
-        // Before the first touch, so that the page faults take whole huge
-        // pages. Only a hint: without THP the read still works.
-        #[cfg(target_os = "linux")]
-        let _ = anon.advise(memmap2::Advice::HugePage);
         {
             use std::io::Read;
             file.read_exact(&mut anon[..]).map_err(io)?;
@@ -164,6 +160,16 @@ impl Mapped {
             let _ = m.advise(memmap2::Advice::WillNeed);
         }
     }
+}
+
+/// `len` zeroed bytes of anonymous memory, advised as transparent huge
+/// pages on Linux before anything touches them, so that the page faults
+/// take whole huge pages (only a hint: without THP they take 4 KiB ones).
+pub(crate) fn huge_anon(len: usize) -> std::io::Result<memmap2::MmapMut> {
+    let m = memmap2::MmapMut::map_anon(len)?;
+    #[cfg(target_os = "linux")]
+    let _ = m.advise(memmap2::Advice::HugePage);
+    Ok(m)
 }
 
 /// Advises `m` as transparent huge pages and, with `populate`, maps every

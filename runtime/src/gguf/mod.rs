@@ -264,10 +264,11 @@ pub enum LoadMode {
     Map,
     /// Read the file into this process's memory, in transparent huge pages
     /// on Linux (`--no-mmap`, as llama.cpp names it). It costs a copy at
-    /// load (about 35 ms for the default model here) and private memory,
-    /// and makes decode faster where TLB misses are dear: on this 2-vCPU VM
-    /// 1-thread decode runs 22–33% faster (`docs/performance.md`, "Weights
-    /// in huge pages").
+    /// load and private memory, and makes decode faster where the page
+    /// cache holds the file in 4 KiB pages and TLB misses are dear. On this
+    /// 2-vCPU VM the default model loaded in 42–82 ms (9–15 ms mapped) and
+    /// decoded at 1 thread at 119.0 / 117.2 tok/s against 84.9 / 92.5
+    /// mapped (`docs/performance.md`, "Weights in huge pages").
     Read,
 }
 
