@@ -8,6 +8,13 @@
 //! heads stays in registers over all positions; each value row slice is
 //! converted once and used for all `G` heads.
 //!
+//! The cache is read once per token, cold, so every kernel prefetches
+//! ahead of its loads (keys two chunks on, values 32 rows on), into L2
+//! (`prefetcht1`) as the gemvs do: into L1 the F16 pair of kernels ran a
+//! cold token at depth 1024 in 2.14 ms, into L2 in 1.85–1.89 ms (`cargo
+//! bench -p ember-quant --bench attn`, 2026-11-28; Q8_0 unchanged at
+//! 1.26–1.30 ms; one chunk ahead, or 64 rows, no better).
+//!
 //! Soundness: the `#[target_feature]` functions here are only reachable
 //! through [`kernels`], which hands them out only when the CPU has the
 //! tier's features; sizes are validated by `crate::attn`.
@@ -170,7 +177,7 @@ unsafe fn z_scores_q8_tile<const G: usize>(
         let sc = kc.add(4 * 32 * half).cast::<f32>();
         for (b, bias_b) in bias.iter().enumerate().take(nb) {
             // This block's scales in the chunk after next (never faults).
-            _mm_prefetch::<_MM_HINT_T0>(
+            _mm_prefetch::<_MM_HINT_T1>(
                 sc.add(b * KV_CHUNK)
                     .cast::<u8>()
                     .wrapping_add(2 * cb)
@@ -180,8 +187,8 @@ unsafe fn z_scores_q8_tile<const G: usize>(
             for d4 in 8 * b..8 * (b + 1) {
                 let row = qs.add(d4 * 4 * KV_CHUNK);
                 // The same 128 bytes of the chunk after next.
-                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(2 * cb).cast());
-                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(2 * cb + 64).cast());
+                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cb).cast());
+                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cb + 64).cast());
                 let k0 = _mm512_xor_si512(_mm512_loadu_si512(row.cast()), flip);
                 let k1 = _mm512_xor_si512(_mm512_loadu_si512(row.add(64).cast()), flip);
                 for (g, a) in acc.iter_mut().enumerate() {
@@ -314,7 +321,7 @@ unsafe fn z_values_q8_tile<const G: usize, const NB: usize>(
                 let vf: [[__m512; 2]; NB] = core::array::from_fn(|bi| {
                     let row = v.add(c * cb + bi * V_BLOCK_BYTES + 4 * KV_CHUNK + 32 * j);
                     // The same row of the next chunk (never faults).
-                    _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(cb).cast());
+                    _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(cb).cast());
                     core::array::from_fn(|h| {
                         _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
                             row.add(16 * h).cast(),
@@ -407,7 +414,7 @@ unsafe fn y_scores_q8_tile<const G: usize>(
             let mut acc = [[_mm256_setzero_si256(); 2]; G];
             for d4 in 8 * b..8 * (b + 1) {
                 let row = qs.add(d4 * 4 * KV_CHUNK);
-                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(2 * cb).cast());
+                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cb).cast());
                 let k0 = _mm256_loadu_si256(row.cast());
                 let k1 = _mm256_loadu_si256(row.add(32).cast());
                 for (g, a) in acc.iter_mut().enumerate() {
@@ -491,7 +498,7 @@ unsafe fn y_values_q8_tile<const G: usize>(
             let (c, j) = (pos / KV_CHUNK, pos % KV_CHUNK);
             let base = v.add(c * cb);
             let row = base.add(4 * KV_CHUNK + 32 * j + 16 * half);
-            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(cb).cast());
+            _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(cb).cast());
             let d = _mm256_set1_ps(*base.cast::<f32>().add(j));
             let vf: [__m256; 2] = core::array::from_fn(|n| {
                 let x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
@@ -585,9 +592,9 @@ unsafe fn z_scores_tile<const G: usize, const F16: bool>(
         for d in 0..hd {
             let row = kc.add(d * KV_CHUNK * es);
             // The same rows of the chunk after next (prefetching never faults).
-            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(2 * cb).cast());
+            _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cb).cast());
             if F16 {
-                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(2 * cb + 64).cast());
+                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cb + 64).cast());
             }
             let kv: [__m512; 4] = core::array::from_fn(|j| zload::<F16>(row.add(16 * j * es)));
             for (g, a) in acc.iter_mut().enumerate() {
@@ -688,9 +695,9 @@ unsafe fn z_values_tile<const G: usize, const NV: usize, const F16: bool>(
             // 32 rows ahead, each cache line this tile reads of the row
             // (prefetching never faults).
             let ahead = row.wrapping_add(32 * hd * es);
-            _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+            _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
             if 16 * NV * es > 64 {
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64).cast());
+                _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(64).cast());
             }
             let vv: [__m512; NV] = core::array::from_fn(|j| zload::<F16>(row.add(16 * j * es)));
             for (g, a) in acc.iter_mut().enumerate() {
