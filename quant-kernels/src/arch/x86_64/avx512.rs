@@ -3,10 +3,9 @@
 //! Prompt-batch gemm: [`zgemm`] (one zmm lane per weight row, `vpdpbusd`
 //! on 512-bit vectors, unpacked weight strips reused across columns) for
 //! Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and Q6_K with VNNI, and its f32-FMA
-//! F16 gemm. vec_dot / gemv of Q4_0 and Q5_0 use `vpdpbusd` on 512-bit
-//! vectors, two blocks per vector ([`zgemv`]); those of the other legacy
-//! formats on 256-bit vectors (AVX-512 VL + VNNI; Q8_0's with AVX2's
-//! `vpmaddubsw`, which is faster for its sign-trick dot); Q4_K's take 64 quants per
+//! F16 gemm. vec_dot / gemv of Q4_0, Q5_0 and Q8_0 use `vpdpbusd` on
+//! 512-bit vectors, two blocks per vector ([`zgemv`]); those of Q4_1 and
+//! Q5_1 on 256-bit vectors (AVX-512 VL + VNNI); Q4_K's take 64 quants per
 //! 512-bit step ([`kquants::Q4KZ`]); F16 vec_dot / gemv use 512-bit FMAs with
 //! masked tails. Without VNNI the integer formats fall back to the AVX2 tier.
 //!
@@ -14,7 +13,7 @@
 //! through the safe wrappers, and those only through [`kernels`], which
 //! hands them out only after checking the features they need.
 
-use super::isa::{Avx2, Isa, Vnni};
+use super::isa::{Isa, Vnni};
 use super::kquants;
 use super::legacy::{self, Legacy};
 use super::zgemm;
@@ -45,10 +44,11 @@ pub(crate) fn kernels(ty: GgmlType) -> Option<Kernels> {
             gemm: Some(z_gemm::<zgemm::Q5_0>),
         },
         GgmlType::Q5_1 if vnni => legacy_kernels::<legacy::Q5_1, zgemm::Q5_1, Vnni>(),
-        // Q8_0's sign-trick dot is faster as `vpmaddubsw` + `vpmaddwd` than as
-        // `vpdpbusd ymm` here (gemv in cache, 26 against 21 GiB/s; see
-        // docs/performance.md); the gemm keeps VNNI.
-        GgmlType::Q8_0 if vnni => legacy_kernels::<legacy::Q8_0, zgemm::Q8_0, Avx2>(),
+        GgmlType::Q8_0 if vnni => Kernels {
+            vec_dot: pair_dot::<legacy::Q8_0>,
+            gemv: Some(pair_gemv::<legacy::Q8_0>),
+            gemm: Some(z_gemm::<zgemm::Q8_0>),
+        },
         // vec_dot / gemv on 512-bit vectors, the batched gemm with VNNI.
         GgmlType::Q4_K if vnni => Kernels {
             vec_dot: q4_k_dot,
@@ -127,8 +127,8 @@ fn f16_gemm(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], scratch: &mut
 }
 
 /// Legacy-format kernels; only handed out with VNNI. The vec dot and gemv
-/// take their integer dot from `I` ([`Vnni`] or [`Avx2`]: this tier has the
-/// features of both); gemm is the row-per-lane kernel of [`zgemm`] (`Z`).
+/// take their integer dot from `I` (this tier hands out [`Vnni`]'s; the
+/// AVX2 tier's `vpmaddubsw` is the other choice); gemm is the row-per-lane kernel of [`zgemm`] (`Z`).
 fn legacy_kernels<F: Legacy, Z: zgemm::ZFormat, I: Isa>() -> Kernels {
     Kernels {
         vec_dot: legacy_dot::<F, I>,
