@@ -3,9 +3,9 @@
 //! Prompt-batch gemm: [`zgemm`] (one zmm lane per weight row, `vpdpbusd`
 //! on 512-bit vectors, unpacked weight strips reused across columns) for
 //! Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and Q6_K with VNNI, and its f32-FMA
-//! F16 gemm. vec_dot / gemv of Q4_0, Q5_0 and Q8_0 use `vpdpbusd` on
-//! 512-bit vectors, two blocks per vector ([`zgemv`]); those of Q4_1 and
-//! Q5_1 on 256-bit vectors (AVX-512 VL + VNNI); Q4_K's take 64 quants per
+//! F16 gemm. vec_dot / gemv of the legacy formats (Q4_0, Q4_1, Q5_0,
+//! Q5_1, Q8_0) use `vpdpbusd` on 512-bit vectors, two blocks per vector
+//! ([`zgemv`]); Q4_K's take 64 quants per
 //! 512-bit step ([`kquants::Q4KZ`]); F16 vec_dot / gemv use 512-bit FMAs with
 //! masked tails. Without VNNI the integer formats fall back to the AVX2 tier.
 //!
@@ -13,12 +13,10 @@
 //! through the safe wrappers, and those only through [`kernels`], which
 //! hands them out only after checking the features they need.
 
-use super::isa::{Isa, Vnni};
 use super::kquants;
-use super::legacy::{self, Legacy};
+use super::legacy;
 use super::zgemm;
 use super::zgemv;
-use crate::blocks::blocks;
 use crate::dispatch::Kernels;
 use crate::GgmlType;
 
@@ -37,13 +35,21 @@ pub(crate) fn kernels(ty: GgmlType) -> Option<Kernels> {
             gemv: Some(pair_gemv::<legacy::Q4_0>),
             gemm: Some(z_gemm::<zgemm::Q4_0>),
         },
-        GgmlType::Q4_1 if vnni => legacy_kernels::<legacy::Q4_1, zgemm::Q4_1, Vnni>(),
+        GgmlType::Q4_1 if vnni => Kernels {
+            vec_dot: pair_dot::<legacy::Q4_1>,
+            gemv: Some(pair_gemv::<legacy::Q4_1>),
+            gemm: Some(z_gemm::<zgemm::Q4_1>),
+        },
         GgmlType::Q5_0 if vnni => Kernels {
             vec_dot: pair_dot::<legacy::Q5_0>,
             gemv: Some(pair_gemv::<legacy::Q5_0>),
             gemm: Some(z_gemm::<zgemm::Q5_0>),
         },
-        GgmlType::Q5_1 if vnni => legacy_kernels::<legacy::Q5_1, zgemm::Q5_1, Vnni>(),
+        GgmlType::Q5_1 if vnni => Kernels {
+            vec_dot: pair_dot::<legacy::Q5_1>,
+            gemv: Some(pair_gemv::<legacy::Q5_1>),
+            gemm: Some(z_gemm::<zgemm::Q5_1>),
+        },
         GgmlType::Q8_0 if vnni => Kernels {
             vec_dot: pair_dot::<legacy::Q8_0>,
             gemv: Some(pair_gemv::<legacy::Q8_0>),
@@ -126,52 +132,8 @@ fn f16_gemm(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], scratch: &mut
     unsafe { zgemm::gemm_f16(k, w, x, n, y, scratch) }
 }
 
-/// Legacy-format kernels; only handed out with VNNI. The vec dot and gemv
-/// take their integer dot from `I` (this tier hands out [`Vnni`]'s; the
-/// AVX2 tier's `vpmaddubsw` is the other choice); gemm is the row-per-lane kernel of [`zgemm`] (`Z`).
-fn legacy_kernels<F: Legacy, Z: zgemm::ZFormat, I: Isa>() -> Kernels {
-    Kernels {
-        vec_dot: legacy_dot::<F, I>,
-        gemv: Some(legacy_gemv::<F, I>),
-        gemm: Some(z_gemm::<Z>),
-    }
-}
-
 fn z_gemm<Z: zgemm::ZFormat>(k: usize, w: &[u8], x: &[u8], n: usize, y: &mut [f32], _: &mut [f32]) {
     // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier and
     // VNNI; sizes validated by the caller.
     unsafe { zgemm::gemm::<Z>(k, w, x, n, y) }
-}
-
-fn legacy_dot<F: Legacy, I: Isa>(_n: usize, w: &[u8], x: &[u8]) -> f32 {
-    // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier and VNNI.
-    unsafe { legacy_dot_t::<F, I>(blocks(w), blocks(x)) }
-}
-
-fn legacy_gemv<F: Legacy, I: Isa>(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
-    // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier and
-    // VNNI; sizes validated by the caller.
-    unsafe { legacy_gemm_t::<F, I, GEMV_R, 1>(k, w, x, 1, y) }
-}
-
-/// # Safety
-/// The CPU must support the AVX-512 tier and avx512vnni; `w.len() == x.len()`.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn legacy_dot_t<F: Legacy, I: Isa>(w: &[F::W], x: &[F::X]) -> f32 {
-    // SAFETY: features enabled here; caller's contract.
-    unsafe { legacy::vec_dot::<F, I>(w, x) }
-}
-
-/// # Safety
-/// The CPU must support the AVX-512 tier and avx512vnni; sizes as [`legacy::gemm`].
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn legacy_gemm_t<F: Legacy, I: Isa, const R: usize, const C: usize>(
-    k: usize,
-    w: &[u8],
-    x: &[u8],
-    n: usize,
-    y: &mut [f32],
-) {
-    // SAFETY: features enabled here; caller's contract.
-    unsafe { legacy::gemm::<F, I, R, C>(k, w, x, n, y) }
 }
