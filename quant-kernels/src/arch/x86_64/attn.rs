@@ -12,7 +12,7 @@
 //! ahead of its loads (keys two chunks on, values 32 rows on), into L2
 //! (`prefetcht1`) as the gemvs do: into L1 the F16 pair of kernels ran a
 //! cold token at depth 1024 in 2.14 ms, into L2 in 1.85–1.89 ms (`cargo
-//! bench -p ember-quant --bench attn`, 2026-11-28; Q8_0 unchanged at
+//! bench -p ember-quant --bench attn`, 2026-11-27; Q8_0 unchanged at
 //! 1.26–1.30 ms; one chunk ahead, or 64 rows, no better).
 //!
 //! Soundness: the `#[target_feature]` functions here are only reachable

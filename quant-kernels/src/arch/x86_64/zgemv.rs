@@ -21,7 +21,7 @@
 //! * Q8_0: two loads, one insert, and the sign bit flipped (`q + 128`),
 //!   taken off again through the initialiser (`-128 · Σy`).
 //!
-//! Measured 2026-11-28 (`cargo bench -p ember-quant --bench kernels --
+//! Measured 2026-11-27 (`cargo bench -p ember-quant --bench kernels --
 //! '^gemv/…/avx512'`, in cache, against the 256-bit path in the same
 //! session): Q8_0 32 against 27 GiB/s (it had `vpmaddubsw`), Q4_1 19–21
 //! against 18–19, Q5_1 18–20 against 16–18; converting all the tile's
