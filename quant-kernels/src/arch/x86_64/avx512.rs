@@ -30,31 +30,11 @@ pub(crate) fn kernels(ty: GgmlType) -> Option<Kernels> {
     }
     let vnni = super::has("avx512vnni");
     Some(match ty {
-        GgmlType::Q4_0 if vnni => Kernels {
-            vec_dot: pair_dot::<legacy::Q4_0>,
-            gemv: Some(pair_gemv::<legacy::Q4_0>),
-            gemm: Some(z_gemm::<zgemm::Q4_0>),
-        },
-        GgmlType::Q4_1 if vnni => Kernels {
-            vec_dot: pair_dot::<legacy::Q4_1>,
-            gemv: Some(pair_gemv::<legacy::Q4_1>),
-            gemm: Some(z_gemm::<zgemm::Q4_1>),
-        },
-        GgmlType::Q5_0 if vnni => Kernels {
-            vec_dot: pair_dot::<legacy::Q5_0>,
-            gemv: Some(pair_gemv::<legacy::Q5_0>),
-            gemm: Some(z_gemm::<zgemm::Q5_0>),
-        },
-        GgmlType::Q5_1 if vnni => Kernels {
-            vec_dot: pair_dot::<legacy::Q5_1>,
-            gemv: Some(pair_gemv::<legacy::Q5_1>),
-            gemm: Some(z_gemm::<zgemm::Q5_1>),
-        },
-        GgmlType::Q8_0 if vnni => Kernels {
-            vec_dot: pair_dot::<legacy::Q8_0>,
-            gemv: Some(pair_gemv::<legacy::Q8_0>),
-            gemm: Some(z_gemm::<zgemm::Q8_0>),
-        },
+        GgmlType::Q4_0 if vnni => pair_kernels::<legacy::Q4_0, zgemm::Q4_0>(),
+        GgmlType::Q4_1 if vnni => pair_kernels::<legacy::Q4_1, zgemm::Q4_1>(),
+        GgmlType::Q5_0 if vnni => pair_kernels::<legacy::Q5_0, zgemm::Q5_0>(),
+        GgmlType::Q5_1 if vnni => pair_kernels::<legacy::Q5_1, zgemm::Q5_1>(),
+        GgmlType::Q8_0 if vnni => pair_kernels::<legacy::Q8_0, zgemm::Q8_0>(),
         // vec_dot / gemv on 512-bit vectors, the batched gemm with VNNI.
         GgmlType::Q4_K if vnni => Kernels {
             vec_dot: q4_k_dot,
@@ -100,14 +80,24 @@ unsafe fn q4_k_gemm_t<const R: usize>(k: usize, w: &[u8], x: &[u8], y: &mut [f32
     unsafe { kquants::gemm::<kquants::Q4KZ, R>(k, w, x, 1, y) }
 }
 
-/// Q4_0's and Q5_0's vec dot: [`zgemv`]'s 1-row tile (two blocks per vector).
+/// A legacy format's kernels with VNNI: vec dot and gemv from [`zgemv`]
+/// (two blocks per vector), the batched gemm from [`zgemm`] (`Z`).
+fn pair_kernels<F: zgemv::Pair, Z: zgemm::ZFormat>() -> Kernels {
+    Kernels {
+        vec_dot: pair_dot::<F>,
+        gemv: Some(pair_gemv::<F>),
+        gemm: Some(z_gemm::<Z>),
+    }
+}
+
+/// A legacy format's vec dot: [`zgemv`]'s 1-row tile (two blocks per vector).
 fn pair_dot<F: zgemv::Pair>(n: usize, w: &[u8], x: &[u8]) -> f32 {
     // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier and
     // VNNI; both rows hold n elements (validated by the caller).
     unsafe { zgemv::vec_dot::<F>(n, w, x) }
 }
 
-/// Q4_0's and Q5_0's gemv: [`zgemv`] (two blocks per vector).
+/// A legacy format's gemv: [`zgemv`] (two blocks per vector).
 fn pair_gemv<F: zgemv::Pair>(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) {
     // SAFETY: only reachable via `kernels`, which checked the AVX-512 tier and
     // VNNI; sizes validated by the caller.
