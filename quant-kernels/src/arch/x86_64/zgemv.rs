@@ -350,6 +350,8 @@ unsafe fn tile<F: Pair, const T: usize>(nb: usize, w: &[F::W], r0: usize, x: &[F
     // for the formats with a min.
     let h = if F::HAS_MIN { 4 } else { 2 };
     const { assert!(T <= 4 || (T <= 8 && !F::HAS_MIN)) };
+    // The scaled lanes' offset, 16 · OFF, must fit an unsigned byte.
+    const { assert!(!F::SCALED_HIGH || F::OFF < 16) };
     let sz = core::mem::size_of::<F::W>();
     let rows: [&[F::W]; T] = core::array::from_fn(|r| &w[(r0 + r) * nb..(r0 + r + 1) * nb]);
     // The tile PREFETCH_AHEAD bytes on, spread over this tile's steps.
@@ -360,9 +362,10 @@ unsafe fn tile<F: Pair, const T: usize>(nb: usize, w: &[F::W], r0: usize, x: &[F
     unsafe {
         // The offset per byte: 16 times it where the high nibbles are.
         let off = if F::SCALED_HIGH {
+            // u64 products: 16 · OFF fills a byte's top bit (0x80 for Q4_0).
             let (lo, hi) = (
-                i64::from(F::OFF) * 0x0101_0101_0101_0101,
-                i64::from(F::OFF) * 0x1010_1010_1010_1010,
+                (u64::from(F::OFF) * 0x0101_0101_0101_0101) as i64,
+                (u64::from(F::OFF) * 0x1010_1010_1010_1010) as i64,
             );
             _mm512_set_epi64(hi, hi, lo, lo, hi, hi, lo, lo)
         } else {
