@@ -15,7 +15,7 @@
 //! * Q4_0, Q4_1: two broadcast loads, one insert and one mask, leaving the
 //!   high nibbles in place at 16 times their value ([`nibble_pair_scaled`]:
 //!   no shift on port 0; their lanes' scales are divided by 16).
-//! * Q5_0, Q5_1: the nibbles shifted down ([`nibble_pair`]), then the
+//! * Q5_0, Q5_1: the nibbles shifted down ([`five_bit_pair`]), then the
 //!   fifth bits added with one masked add (the pair's two 32-bit `qh`
 //!   words make the 64-bit mask of the bytes that get `0x10`).
 //! * Q8_0: two loads, one insert, and the sign bit flipped (`q + 128`),
@@ -109,50 +109,60 @@ fn fifth_bits(a: [u8; 4], b: [u8; 4]) -> u64 {
     u64::from(u32::from_le_bytes(a)) | (u64::from(u32::from_le_bytes(b)) << 32)
 }
 
-/// The nibbles of two blocks' 16 bytes each (low nibbles elements 0..16,
-/// high nibbles 16..32), as bytes 0..32 and 32..64.
+/// Two blocks' 16 bytes of nibbles, each copied into both 128-bit halves
+/// of its 256-bit half: `[a, a, b, b]`.
 ///
 /// # Safety
 /// The AVX-512 tier's features.
 #[inline(always)]
-unsafe fn nibble_pair(a: &[u8; 16], b: &[u8; 16]) -> __m512i {
+unsafe fn broadcast_pair(a: &[u8; 16], b: &[u8; 16]) -> __m512i {
     // SAFETY: 16 readable bytes each; features (caller).
     unsafe {
         let qa = _mm256_broadcastsi128_si256(_mm_loadu_si128(a.as_ptr().cast()));
         let qb = _mm256_broadcastsi128_si256(_mm_loadu_si128(b.as_ptr().cast()));
-        let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qa), qb);
-        let shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
-        _mm512_and_si512(_mm512_srlv_epi64(q, shift), _mm512_set1_epi8(0x0F))
+        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qa), qb)
     }
 }
 
-/// As [`nibble_pair`], but the high nibbles are masked in place instead of
-/// shifted down: bytes 16..32 and 48..64 hold 16 times their nibble. That
-/// takes the shift off port 0, the port that also runs `vpdpbusd` and the
-/// conversions (on AVX-512, only ports 0 and 5 take 512-bit operations);
-/// the tile divides those lanes' scales by 16 (exact: a power of two, and
-/// the integer sums stay below 2^24).
+/// The nibbles of two blocks' 16 bytes each (low nibbles elements 0..16,
+/// high nibbles 16..32), as bytes 0..32 and 32..64, plus `0x10` where the
+/// blocks' fifth bits (`qh`) are set (Q5_0, Q5_1).
+///
+/// # Safety
+/// The AVX-512 tier's features.
+#[inline(always)]
+unsafe fn five_bit_pair(qa: &[u8; 16], qb: &[u8; 16], ha: [u8; 4], hb: [u8; 4]) -> __m512i {
+    // SAFETY: features (caller).
+    unsafe {
+        let shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+        let q = _mm512_and_si512(
+            _mm512_srlv_epi64(broadcast_pair(qa, qb), shift),
+            _mm512_set1_epi8(0x0F),
+        );
+        _mm512_mask_add_epi8(q, fifth_bits(ha, hb), q, _mm512_set1_epi8(0x10))
+    }
+}
+
+/// Two blocks' nibbles with the high nibbles masked in place instead of
+/// shifted down: bytes 0..16 and 32..48 hold the low nibbles, bytes 16..32
+/// and 48..64 16 times the high ones (Q4_0, Q4_1). That takes the shift
+/// off port 0, the port that also runs `vpdpbusd` and the conversions (on
+/// AVX-512, only ports 0 and 5 take 512-bit operations); the tile divides
+/// those lanes' scales by 16 (exact: a power of two, and the integer sums
+/// stay below 2^24).
 ///
 /// # Safety
 /// The AVX-512 tier's features.
 #[inline(always)]
 unsafe fn nibble_pair_scaled(a: &[u8; 16], b: &[u8; 16]) -> __m512i {
-    // SAFETY: 16 readable bytes each; features (caller).
+    // SAFETY: features (caller).
     unsafe {
-        let qa = _mm256_broadcastsi128_si256(_mm_loadu_si128(a.as_ptr().cast()));
-        let qb = _mm256_broadcastsi128_si256(_mm_loadu_si128(b.as_ptr().cast()));
-        let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(qa), qb);
-        let keep = _mm512_set_epi64(
-            -0x0F0F_0F0F_0F0F_0F10, // 0xF0F0_F0F0_F0F0_F0F0
-            -0x0F0F_0F0F_0F0F_0F10,
-            0x0F0F_0F0F_0F0F_0F0F,
-            0x0F0F_0F0F_0F0F_0F0F,
-            -0x0F0F_0F0F_0F0F_0F10,
-            -0x0F0F_0F0F_0F0F_0F10,
-            0x0F0F_0F0F_0F0F_0F0F,
-            0x0F0F_0F0F_0F0F_0F0F,
+        let (lo, hi) = (
+            0x0F0F_0F0F_0F0F_0F0F_u64 as i64,
+            0xF0F0_F0F0_F0F0_F0F0_u64 as i64,
         );
-        _mm512_and_si512(q, keep)
+        let keep = _mm512_set_epi64(hi, hi, lo, lo, hi, hi, lo, lo);
+        _mm512_and_si512(broadcast_pair(a, b), keep)
     }
 }
 
@@ -197,10 +207,7 @@ unsafe impl Pair for legacy::Q5_0 {
     #[inline(always)]
     unsafe fn quants(a: &BlockQ5_0, b: &BlockQ5_0) -> __m512i {
         // SAFETY: features (caller).
-        unsafe {
-            let q = nibble_pair(&a.qs, &b.qs);
-            _mm512_mask_add_epi8(q, fifth_bits(a.qh, b.qh), q, _mm512_set1_epi8(0x10))
-        }
+        unsafe { five_bit_pair(&a.qs, &b.qs, a.qh, b.qh) }
     }
 }
 
@@ -245,10 +252,7 @@ unsafe impl Pair for legacy::Q5_1 {
     #[inline(always)]
     unsafe fn quants(a: &BlockQ5_1, b: &BlockQ5_1) -> __m512i {
         // SAFETY: features (caller).
-        unsafe {
-            let q = nibble_pair(&a.qs, &b.qs);
-            _mm512_mask_add_epi8(q, fifth_bits(a.qh, b.qh), q, _mm512_set1_epi8(0x10))
-        }
+        unsafe { five_bit_pair(&a.qs, &b.qs, a.qh, b.qh) }
     }
 }
 
@@ -375,10 +379,10 @@ unsafe fn tile<F: Pair, const T: usize>(nb: usize, w: &[F::W], r0: usize, x: &[F
         // The min terms of every row, lanes h·r + 1 and h·r + 3.
         let mut accm = _mm512_setzero_ps();
         // Lane j of row r's scale vector takes element h·r + (h/2)·(j / 8)
-        // of the tile's scale products.
-        // With the high nibbles in place, lanes 4..8 and 12..16 take the
-        // same elements of the products divided by 16 (indices + 16: the
-        // second table of a two-table permute).
+        // of the tile's scale products; with the high nibbles in place,
+        // lanes 4..8 and 12..16 take the same elements of the products
+        // divided by 16 (indices + 16: the second table of a two-table
+        // permute).
         let idx: [__m512i; T] = core::array::from_fn(|r| {
             let (a, b) = ((h * r) as i32, (h * r + h / 2) as i32);
             let (a2, b2) = if F::SCALED_HIGH {
