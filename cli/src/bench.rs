@@ -1,8 +1,8 @@
 //! `ember bench`: prompt processing and generation speed, as llama-bench measures them.
 
-use crate::common::tier;
+use crate::common::{load_mode, tier};
 use crate::{model, Failure};
-use ember::{KvType, LoadMode, Model, PlanConfig, Session};
+use ember::{KvType, Model, PlanConfig, Session};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -201,12 +201,8 @@ fn bench_model(
     rows: &mut Vec<Row>,
 ) -> Result<(), Failure> {
     let t0 = Instant::now();
-    let mode = if a.mmap == 0 {
-        LoadMode::Read
-    } else {
-        LoadMode::Map
-    };
-    let model = Model::load(path, mode).map_err(|e| crate::common::file_failure(path, e))?;
+    let model = Model::load(path, load_mode(a.mmap == 1))
+        .map_err(|e| crate::common::file_failure(path, e))?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let g = model.gguf()?;
     let params: u64 = g.tensors().iter().map(|t| t.n_elements).sum();

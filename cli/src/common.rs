@@ -31,6 +31,16 @@ pub struct ModelOpts {
     pub no_mmap: bool,
 }
 
+/// Map the model file (the default), or read it into memory
+/// (`--no-mmap`, `ember bench --mmap 0`).
+pub fn load_mode(mmap: bool) -> ember::LoadMode {
+    if mmap {
+        ember::LoadMode::Map
+    } else {
+        ember::LoadMode::Read
+    }
+}
+
 pub fn parse_kv(s: &str) -> Result<KvType, String> {
     match s.to_ascii_lowercase().as_str() {
         "f16" => Ok(KvType::F16),
@@ -68,11 +78,7 @@ impl ModelOpts {
             ));
         }
         let path = model::resolve(self.model.clone())?;
-        let mode = if self.no_mmap {
-            ember::LoadMode::Read
-        } else {
-            ember::LoadMode::Map
-        };
+        let mode = load_mode(!self.no_mmap);
         let t0 = Instant::now();
         // One map of the file, populated (in 2 MiB pages where the page
         // cache has them, see `ember::gguf::mmap`), then the tokenizer from

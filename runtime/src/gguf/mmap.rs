@@ -49,19 +49,11 @@ impl Mapped {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
+        let (file, len) = open_sized(path)?;
         if len == 0 {
             return Ok(Mapped {
                 backing: Backing::Empty,
             });
-        }
-        if len > isize::MAX as u64 {
-            return Err(Error::Unsupported(format!(
-                "{} is {len} bytes, more than this {}-bit platform can map; use a smaller model or a 64-bit build",
-                path.display(),
-                usize::BITS
-            )));
         }
         // On Linux the pages are populated after the huge-page advice (see
         // `advise_huge`), elsewhere by the map itself.
@@ -83,7 +75,9 @@ impl Mapped {
                 advise_huge(&m, populate && !map_populates);
                 Backing::Map(m)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => read_whole(file, len, path)?,
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                read_whole(file, len as u64, path)?
+            }
             Err(e) => return Err(io(e)),
         };
         Ok(Mapped { backing })
@@ -105,23 +99,12 @@ impl Mapped {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
+        let (mut file, len) = open_sized(path)?;
         if len == 0 {
             return Ok(Mapped {
                 backing: Backing::Empty,
             });
         }
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|&l| l <= isize::MAX as usize)
-            .ok_or_else(|| {
-                Error::Unsupported(format!(
-                    "{} is {len} bytes, more than this {}-bit platform can hold in memory",
-                    path.display(),
-                    usize::BITS
-                ))
-            })?;
         let mut anon = match huge_anon(len) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
@@ -160,6 +143,32 @@ impl Mapped {
             let _ = m.advise(memmap2::Advice::WillNeed);
         }
     }
+}
+
+/// `path` opened for reading, with its length in bytes.
+///
+/// # Errors
+/// An [`Error::Io`] if it cannot be opened or its length read, and an
+/// [`Error::Unsupported`] if it is larger than this platform's address
+/// space (a 32-bit target and a file over 2 GiB, say).
+fn open_sized(path: &Path) -> Result<(File, usize)> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l <= isize::MAX as usize)
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "{} is {len} bytes, more than this {}-bit platform can map; use a smaller model or a 64-bit build",
+                path.display(),
+                usize::BITS
+            ))
+        })?;
+    Ok((file, len))
 }
 
 /// `len` zeroed bytes of anonymous memory, advised as transparent huge

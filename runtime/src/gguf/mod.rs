@@ -291,11 +291,8 @@ impl GgufFile {
     /// Like [`GgufFile::open`], mapping every page up front when `populate`
     /// is set (for a model about to be run).
     pub fn open_with(path: impl AsRef<Path>, populate: bool) -> Result<GgufFile> {
-        let path = path.as_ref().to_path_buf();
-        let map = mmap::Mapped::open_with(&path, populate)?;
-        let f = GgufFile { path, map };
-        f.parse()?;
-        Ok(f)
+        let path = path.as_ref();
+        GgufFile::checked(path, mmap::Mapped::open_with(path, populate)?)
     }
 
     /// Brings the file at `path` into memory as `mode` says (mapped and
@@ -304,12 +301,20 @@ impl GgufFile {
     /// # Errors
     /// As [`GgufFile::open`].
     pub fn load(path: impl AsRef<Path>, mode: LoadMode) -> Result<GgufFile> {
-        let path = path.as_ref().to_path_buf();
+        let path = path.as_ref();
         let map = match mode {
-            LoadMode::Map => mmap::Mapped::open_with(&path, true)?,
-            LoadMode::Read => mmap::Mapped::read_in(&path)?,
+            LoadMode::Map => mmap::Mapped::open_with(path, true)?,
+            LoadMode::Read => mmap::Mapped::read_in(path)?,
         };
-        let f = GgufFile { path, map };
+        GgufFile::checked(path, map)
+    }
+
+    /// `map` as the file at `path`, once it parses.
+    fn checked(path: &Path, map: mmap::Mapped) -> Result<GgufFile> {
+        let f = GgufFile {
+            path: path.to_path_buf(),
+            map,
+        };
         f.parse()?;
         Ok(f)
     }
