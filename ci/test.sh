@@ -26,6 +26,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --workspace --release"
 cargo test --workspace --release
 
+step "kernel tests in a debug build (overflow checks on)"
+# The release tests above do not check integer overflow; the kernels' constant
+# arithmetic once overflowed only in debug builds.
+cargo test -p ember-quant
+
 step "the default model truncated at every byte offset of its header (about 4 minutes)"
 cargo test --release -p ember --test gguf_hostile -- --ignored --exact truncated_default_model_at_every_offset_exhaustive
 
