@@ -85,9 +85,10 @@ fn scratch() -> Scratch {
 /// uniform: softmax is not what is measured).
 fn one(t: Tier, ty: GgmlType, k: &[u8], v: &[u8], s: &mut Scratch) {
     let stride = LEN.next_multiple_of(KV_CHUNK);
-    attn_scores_with(t, ty, HD, GROUP, &s.q, k, LEN, &mut s.probs, stride).unwrap();
+    let cb = KV_CHUNK * kv_pos_bytes(ty, HD).unwrap();
+    attn_scores_with(t, ty, HD, GROUP, &s.q, k, cb, LEN, &mut s.probs, stride).unwrap();
     s.probs.fill(1.0 / LEN as f32);
-    attn_values_with(t, ty, HD, GROUP, &s.probs, stride, v, LEN, &mut s.out).unwrap();
+    attn_values_with(t, ty, HD, GROUP, &s.probs, stride, v, cb, LEN, &mut s.out).unwrap();
     black_box(&s.out);
 }
 

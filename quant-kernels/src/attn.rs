@@ -58,15 +58,23 @@ use crate::{dispatch, Error, GgmlType, Tier};
 pub const KV_CHUNK: usize = 64;
 
 /// Scores kernel: `group` queries of `hd` (`q`, `[g][d]`) against `nch`
-/// chunks of keys (`k`); writes `scores[g * stride + p]` for `p < nch *
-/// KV_CHUNK`. Sizes validated by the caller.
-pub(crate) type ScoresFn =
-    fn(hd: usize, group: usize, q: &[f32], k: &[u8], nch: usize, scores: &mut [f32], stride: usize);
+/// chunks of keys (`k`, chunk `c` at byte `c · cs`); writes `scores[g *
+/// stride + p]` for `p < nch * KV_CHUNK`. Sizes validated by the caller.
+pub(crate) type ScoresFn = fn(
+    hd: usize,
+    group: usize,
+    q: &[f32],
+    k: &[u8],
+    nch: usize,
+    cs: usize,
+    scores: &mut [f32],
+    stride: usize,
+);
 
 /// Scores kernel for a Q8_0 cache: `gn ≤ Q8_TILE` queries quantized to
 /// Q8_0 (quants `qq`, `[g][hd]`; f32 block scales `qd`, `[g][hd / 32]`)
-/// against `nch` key chunks; writes `scores[g * stride + p]` for `p < nch *
-/// KV_CHUNK`. Sizes validated by the caller.
+/// against `nch` key chunks (chunk `c` at byte `c · cs`); writes `scores[g *
+/// stride + p]` for `p < nch * KV_CHUNK`. Sizes validated by the caller.
 pub(crate) type ScoresQ8Fn = fn(
     hd: usize,
     gn: usize,
@@ -74,6 +82,7 @@ pub(crate) type ScoresQ8Fn = fn(
     qd: &[f32],
     k: &[u8],
     nch: usize,
+    cs: usize,
     scores: &mut [f32],
     stride: usize,
 );
@@ -90,7 +99,8 @@ pub(crate) struct Q8Kernels {
 
 /// Values kernel: `out[g * w + d - c0] = Σ_{pos < len} probs[g * stride +
 /// pos] · v[pos][d]` for the columns `d` in `c0..c1` (`w = c1 - c0`; both
-/// multiples of 32, or `c1 = hd`). Sizes validated by the caller.
+/// multiples of 32, or `c1 = hd`), where the 64 positions of chunk `c`
+/// start at byte `c · cs` of `v`. Sizes validated by the caller.
 pub(crate) type ValuesFn = fn(
     hd: usize,
     group: usize,
@@ -98,6 +108,7 @@ pub(crate) type ValuesFn = fn(
     stride: usize,
     v: &[u8],
     len: usize,
+    cs: usize,
     cols: Cols,
     out: &mut [f32],
 );
@@ -203,7 +214,10 @@ fn kernels_for(t: Tier, ty: GgmlType, hd: usize) -> Result<AttnKernels, Error> {
 /// `len.div_ceil(KV_CHUNK)` key chunks in `k` (whole chunks are written:
 /// positions past `len` score whatever the cache holds there, zeros in
 /// Ember's). `k` is in the chunk-transposed layout (see the module docs) with
-/// elements of type `ty` (F16, F32 or Q8_0).
+/// elements of type `ty` (F16, F32 or Q8_0); chunk `c` starts at byte `c ·
+/// chunk_stride`, which is at least a chunk's bytes (exactly that for one
+/// head's chunks back to back; more where other heads' chunks lie between,
+/// as in Ember's cache, `[chunk][layer][head]`).
 #[allow(clippy::too_many_arguments)]
 pub fn attn_scores(
     ty: GgmlType,
@@ -211,6 +225,7 @@ pub fn attn_scores(
     group: usize,
     q: &[f32],
     k: &[u8],
+    chunk_stride: usize,
     len: usize,
     scores: &mut [f32],
     stride: usize,
@@ -222,6 +237,7 @@ pub fn attn_scores(
         group,
         q,
         k,
+        chunk_stride,
         len,
         scores,
         stride,
@@ -237,6 +253,7 @@ pub fn attn_scores_with(
     group: usize,
     q: &[f32],
     k: &[u8],
+    chunk_stride: usize,
     len: usize,
     scores: &mut [f32],
     stride: usize,
@@ -246,7 +263,9 @@ pub fn attn_scores_with(
     let nch = len.div_ceil(KV_CHUNK);
     let span = nch * KV_CHUNK;
     let overflow = "attn_scores: sizes overflow";
-    let k_need = product(overflow, &[span, pb])?;
+    let cb = product(overflow, &[KV_CHUNK, pb])?;
+    check("attn_scores: chunk stride", cb, chunk_stride)?;
+    let k_need = chunks_span(overflow, nch, chunk_stride, cb)?;
     let q_need = product(overflow, &[group, hd])?;
     check("attn_scores: key bytes", k_need, k.len())?;
     check("attn_scores: queries", q_need, q.len())?;
@@ -256,21 +275,22 @@ pub fn attn_scores_with(
     }
     let s_need = span_of(overflow, group, stride, span)?;
     check("attn_scores: score buffer", s_need, scores.len())?;
+    let (q, k) = (&q[..q_need], &k[..k_need]);
     if ty == GgmlType::Q8_0 {
-        return scores_q8(
-            t,
-            hd,
-            group,
-            &q[..q_need],
-            &k[..k_need],
-            nch,
-            scores,
-            stride,
-        );
+        return scores_q8(t, hd, group, q, k, nch, chunk_stride, scores, stride);
     }
     let kern = kernels_for(t, ty, hd)?;
-    (kern.scores)(hd, group, &q[..q_need], &k[..k_need], nch, scores, stride);
+    (kern.scores)(hd, group, q, k, nch, chunk_stride, scores, stride);
     Ok(())
+}
+
+/// Bytes from the first of `nch` chunks `cs` apart to the end of the last
+/// (`cb` bytes); 0 for none.
+fn chunks_span(what: &'static str, nch: usize, cs: usize, cb: usize) -> Result<usize, Error> {
+    if nch == 0 {
+        return Ok(0);
+    }
+    span_of(what, nch, cs, cb)
 }
 
 /// Q8_0 scores: the queries are quantized [`Q8_TILE`] at a time (as ggml
@@ -283,6 +303,7 @@ fn scores_q8(
     q: &[f32],
     k: &[u8],
     nch: usize,
+    cs: usize,
     scores: &mut [f32],
     stride: usize,
 ) -> Result<(), Error> {
@@ -320,6 +341,7 @@ fn scores_q8(
             &qd[..gn * nb],
             k,
             nch,
+            cs,
             &mut scores[g0 * stride..],
             stride,
         );
@@ -331,7 +353,8 @@ fn scores_q8(
 /// Attention values: `out[g * hd + d] = Σ_{pos < len} probs[g * stride +
 /// pos] · v[pos][d]`, with `v` stored by position (`[pos][dim]`, elements of
 /// type `ty`, F16 or F32; for Q8_0, whole value chunks as in the module
-/// docs).
+/// docs), the 64 positions of chunk `c` from byte `c · chunk_stride` (as
+/// [`attn_scores`]).
 #[allow(clippy::too_many_arguments)]
 pub fn attn_values(
     ty: GgmlType,
@@ -340,11 +363,24 @@ pub fn attn_values(
     probs: &[f32],
     stride: usize,
     v: &[u8],
+    chunk_stride: usize,
     len: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
     let t = dispatch::try_tier()?;
-    attn_values_cols_with(t, ty, hd, group, probs, stride, v, len, 0..hd, out)
+    attn_values_cols_with(
+        t,
+        ty,
+        hd,
+        group,
+        probs,
+        stride,
+        v,
+        chunk_stride,
+        len,
+        0..hd,
+        out,
+    )
 }
 
 /// [`attn_values`] on tier `t`.
@@ -357,10 +393,23 @@ pub fn attn_values_with(
     probs: &[f32],
     stride: usize,
     v: &[u8],
+    chunk_stride: usize,
     len: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    attn_values_cols_with(t, ty, hd, group, probs, stride, v, len, 0..hd, out)
+    attn_values_cols_with(
+        t,
+        ty,
+        hd,
+        group,
+        probs,
+        stride,
+        v,
+        chunk_stride,
+        len,
+        0..hd,
+        out,
+    )
 }
 
 /// [`attn_values`] for the columns `cols` only, into `out[g * w + d -
@@ -375,12 +424,25 @@ pub fn attn_values_cols(
     probs: &[f32],
     stride: usize,
     v: &[u8],
+    chunk_stride: usize,
     len: usize,
     cols: core::ops::Range<usize>,
     out: &mut [f32],
 ) -> Result<(), Error> {
     let t = dispatch::try_tier()?;
-    attn_values_cols_with(t, ty, hd, group, probs, stride, v, len, cols, out)
+    attn_values_cols_with(
+        t,
+        ty,
+        hd,
+        group,
+        probs,
+        stride,
+        v,
+        chunk_stride,
+        len,
+        cols,
+        out,
+    )
 }
 
 /// [`attn_values_cols`] on tier `t`.
@@ -393,6 +455,7 @@ pub fn attn_values_cols_with(
     probs: &[f32],
     stride: usize,
     v: &[u8],
+    chunk_stride: usize,
     len: usize,
     cols: core::ops::Range<usize>,
     out: &mut [f32],
@@ -417,13 +480,17 @@ pub fn attn_values_cols_with(
         c1: cols.end,
     };
     let overflow = "attn_values: sizes overflow";
-    // Q8_0 values are stored in whole chunks; F16/F32 rows are plain.
-    let rows = if ty == GgmlType::Q8_0 {
-        len.next_multiple_of(KV_CHUNK)
+    let cb = product(overflow, &[KV_CHUNK, pb])?;
+    check("attn_values: chunk stride", cb, chunk_stride)?;
+    // Q8_0 values are stored in whole chunks; F16/F32 rows are plain, so
+    // the last chunk need only hold its positions.
+    let nch = len.div_ceil(KV_CHUNK);
+    let last = if ty == GgmlType::Q8_0 {
+        cb
     } else {
-        len
+        (len - nch.saturating_sub(1) * KV_CHUNK) * pb
     };
-    let v_need = product(overflow, &[rows, pb])?;
+    let v_need = chunks_span(overflow, nch, chunk_stride, last)?;
     let o_need = product(overflow, &[group, cols.width()])?;
     check("attn_values: value bytes", v_need, v.len())?;
     check("attn_values: output", o_need, out.len())?;
@@ -438,7 +505,17 @@ pub fn attn_values_cols_with(
     }
     let p_need = span_of(overflow, group, stride, len)?;
     check("attn_values: probabilities", p_need, probs.len())?;
-    values(hd, group, probs, stride, &v[..v_need], len, cols, out);
+    values(
+        hd,
+        group,
+        probs,
+        stride,
+        &v[..v_need],
+        len,
+        chunk_stride,
+        cols,
+        out,
+    );
     Ok(())
 }
 
@@ -457,13 +534,14 @@ pub(crate) fn values_fallback(
     stride: usize,
     v: &[u8],
     len: usize,
+    cs: usize,
     cols: Cols,
     out: &mut [f32],
 ) {
     if f16 {
-        values_ref::<2>(hd, group, probs, stride, v, len, cols, out)
+        values_ref::<2>(hd, group, probs, stride, v, len, cs, cols, out)
     } else {
-        values_ref::<4>(hd, group, probs, stride, v, len, cols, out)
+        values_ref::<4>(hd, group, probs, stride, v, len, cs, cols, out)
     }
 }
 
@@ -492,18 +570,20 @@ fn elem<const ES: usize>(b: &[u8], i: usize) -> f32 {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn scores_ref<const ES: usize>(
     hd: usize,
     group: usize,
     q: &[f32],
     k: &[u8],
     nch: usize,
+    cs: usize,
     scores: &mut [f32],
     stride: usize,
 ) {
     let cb = hd * KV_CHUNK * ES;
     for c in 0..nch {
-        let kc = &k[c * cb..(c + 1) * cb];
+        let kc = &k[c * cs..c * cs + cb];
         for g in 0..group {
             let qg = &q[g * hd..(g + 1) * hd];
             for j in 0..KV_CHUNK {
@@ -525,6 +605,7 @@ fn values_ref<const ES: usize>(
     stride: usize,
     v: &[u8],
     len: usize,
+    cs: usize,
     cols: Cols,
     out: &mut [f32],
 ) {
@@ -534,7 +615,8 @@ fn values_ref<const ES: usize>(
         let o = &mut out[g * w..(g + 1) * w];
         for pos in 0..len {
             let p = probs[g * stride + pos];
-            let row = &v[pos * hd * ES..(pos + 1) * hd * ES];
+            let at = (pos / KV_CHUNK) * cs + (pos % KV_CHUNK) * hd * ES;
+            let row = &v[at..at + hd * ES];
             for (od, d) in o.iter_mut().zip(cols.c0..cols.c1) {
                 *od += p * elem::<ES>(row, d);
             }
@@ -796,7 +878,7 @@ pub(crate) fn q8_tiles_16x2(
 /// One tile of the AVX2 and NEON Q8_0 value kernels: `gn` heads × 16
 /// columns, `half` of block `b`, over every position. `p` is the first
 /// head's probabilities (`stride` apart), `v` block `b`'s part of the first
-/// value chunk (chunks `cb` bytes apart), `out` the first head's 16 outputs
+/// value chunk (chunks `cs` bytes apart), `out` the first head's 16 outputs
 /// (rows `ow` apart).
 #[cfg_attr(
     not(any(target_arch = "x86_64", target_arch = "aarch64")),
@@ -805,7 +887,7 @@ pub(crate) fn q8_tiles_16x2(
 pub(crate) struct Q8ValueTile {
     pub gn: usize,
     pub half: usize,
-    pub cb: usize,
+    pub cs: usize,
     pub ow: usize,
     pub p: *const f32,
     pub v: *const u8,
@@ -821,17 +903,16 @@ pub(crate) struct Q8ValueTile {
     allow(dead_code)
 )]
 pub(crate) fn q8_value_tiles_16(
-    hd: usize,
     group: usize,
     probs: &[f32],
     stride: usize,
     v: &[u8],
+    cs: usize,
     cols: Cols,
     out: &mut [f32],
     max_g: usize,
     mut tile: impl FnMut(Q8ValueTile),
 ) {
-    let cb = KV_CHUNK * (hd + 4 * (hd / QK));
     let ow = cols.width();
     let mut g0 = 0;
     while g0 < group {
@@ -841,7 +922,7 @@ pub(crate) fn q8_value_tiles_16(
             tile(Q8ValueTile {
                 gn,
                 half: (c16 % QK) / 16,
-                cb,
+                cs,
                 ow,
                 p: probs[g0 * stride..].as_ptr(),
                 v: v[b * V_BLOCK_BYTES..].as_ptr(),
@@ -871,12 +952,14 @@ pub(crate) fn scores_q8_generic(
     qd: &[f32],
     k: &[u8],
     nch: usize,
+    cs: usize,
     scores: &mut [f32],
     stride: usize,
 ) {
     let nb = hd / QK;
     let cb = KV_CHUNK * (hd + 4 * nb);
-    for (c, kc) in k.chunks_exact(cb).take(nch).enumerate() {
+    for c in 0..nch {
+        let kc = &k[c * cs..c * cs + cb];
         let (sc, qs) = kc.split_at(4 * nb * KV_CHUNK);
         let mut s = [[0f32; KV_CHUNK]; Q8_TILE];
         for b in 0..nb {
@@ -914,24 +997,23 @@ pub(crate) fn scores_q8_generic(
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn values_q8_generic(
-    hd: usize,
+    _hd: usize,
     group: usize,
     probs: &[f32],
     stride: usize,
     v: &[u8],
     len: usize,
+    cs: usize,
     cols: Cols,
     out: &mut [f32],
 ) {
-    let nb = hd / QK;
-    let cb = KV_CHUNK * (hd + 4 * nb);
     let w = cols.width();
     let out = &mut out[..group * w];
     out.fill(0.0);
     for pos in 0..len {
         let (c, j) = (pos / KV_CHUNK, pos % KV_CHUNK);
         for b in cols.c0 / QK..cols.c1 / QK {
-            let at = c * cb + b * V_BLOCK_BYTES;
+            let at = c * cs + b * V_BLOCK_BYTES;
             let vb = &v[at..at + V_BLOCK_BYTES];
             let d = f32_at(vb, j);
             let row = &vb[4 * KV_CHUNK + j * QK..4 * KV_CHUNK + (j + 1) * QK];

@@ -3,7 +3,11 @@
 //! must be within `4 · 2^-24 · (hd + len)` of `Σ|terms|` (f32 accumulation of
 //! that many products), for F16 and F32 caches, head dims that are and are
 //! not multiples of the vector width, GQA groups from 1 to 9, and lengths
-//! around the 64-position chunk.
+//! around the 64-position chunk. Odd lengths lay their chunks out with a gap
+//! of 0xFF bytes between them (NaN as F16 and F32 elements and as Q8_0
+//! scales),
+//! as a cache laid out `[chunk][layer][head]` has other heads' chunks
+//! there, so a kernel that reads past a chunk or misplaces the next fails.
 
 use ember_quant::fp::{f16_to_f32, f32_to_f16};
 use ember_quant::{
@@ -38,6 +42,16 @@ fn encode(ty: GgmlType, v: f32) -> (Vec<u8>, f32) {
     }
 }
 
+/// Bytes from one chunk to the next for a test of `len` positions with
+/// chunks of `cb` bytes: back to back for even lengths, with a gap for odd.
+fn chunk_stride(len: usize, cb: usize) -> usize {
+    if len % 2 == 1 {
+        cb + 320
+    } else {
+        cb
+    }
+}
+
 fn tol(n: usize, abs_sum: f64) -> f64 {
     4.0 * (n as f64) * f64::from(f32::EPSILON) * 0.5 * abs_sum + 1e-30
 }
@@ -50,35 +64,42 @@ fn attention_kernels_match_f64_oracle() {
         for ty in [GgmlType::F16, GgmlType::F32] {
             for &hd in &[64usize, 80, 128, 40, 8] {
                 for &group in &[1usize, 3, 4, 5, 9] {
-                    for &len in &[1usize, 63, 64, 65, 200] {
+                    for &len in &[1usize, 63, 64, 65, 129, 200] {
                         let nch = len.div_ceil(KV_CHUNK);
                         let span = nch * KV_CHUNK;
-                        // Keys: chunk-transposed, zeros past len; values by position.
-                        let mut kd = vec![0f32; span * hd]; // decoded [pos][d]
-                        let mut kb = vec![0u8; 0];
                         let es = if ty == GgmlType::F16 { 2 } else { 4 };
-                        kb.resize(span * hd * es, 0);
+                        let cb = hd * KV_CHUNK * es;
+                        let cs = chunk_stride(len, cb);
+                        // Keys: chunk-transposed, zeros past len; values by
+                        // position; chunks cs bytes apart, 0xFF between.
+                        let mut kd = vec![0f32; span * hd]; // decoded [pos][d]
+                        let mut kb = vec![0xFFu8; (nch - 1) * cs + cb];
+                        for c in 0..nch {
+                            kb[c * cs..c * cs + cb].fill(0);
+                        }
                         for p in 0..len {
                             for d in 0..hd {
                                 let (b, dec) = encode(ty, rng.f() * 3.0);
                                 kd[p * hd + d] = dec;
-                                let at =
-                                    ((p / KV_CHUNK) * hd * KV_CHUNK + d * KV_CHUNK + p % KV_CHUNK)
-                                        * es;
+                                let at = (p / KV_CHUNK) * cs + (d * KV_CHUNK + p % KV_CHUNK) * es;
                                 kb[at..at + es].copy_from_slice(&b);
                             }
                         }
                         let mut vd = vec![0f32; len * hd];
-                        let mut vb = Vec::with_capacity(len * hd * es);
-                        for x in vd.iter_mut() {
-                            let (b, dec) = encode(ty, rng.f() * 2.0);
-                            *x = dec;
-                            vb.extend_from_slice(&b);
+                        let last = (len - (nch - 1) * KV_CHUNK) * hd * es;
+                        let mut vb = vec![0xFFu8; (nch - 1) * cs + last];
+                        for p in 0..len {
+                            for d in 0..hd {
+                                let (b, dec) = encode(ty, rng.f() * 2.0);
+                                vd[p * hd + d] = dec;
+                                let at = (p / KV_CHUNK) * cs + ((p % KV_CHUNK) * hd + d) * es;
+                                vb[at..at + es].copy_from_slice(&b);
+                            }
                         }
                         let q: Vec<f32> = (0..group * hd).map(|_| rng.f()).collect();
                         let stride = span + 3;
                         let mut scores = vec![f32::NAN; group * stride];
-                        attn_scores_with(t, ty, hd, group, &q, &kb, len, &mut scores, stride)
+                        attn_scores_with(t, ty, hd, group, &q, &kb, cs, len, &mut scores, stride)
                             .unwrap();
                         for g in 0..group {
                             for p in 0..span {
@@ -92,8 +113,14 @@ fn attention_kernels_match_f64_oracle() {
                         }
                         let probs: Vec<f32> = (0..group * stride).map(|_| rng.f().abs()).collect();
                         let mut out = vec![f32::NAN; group * hd];
-                        attn_values_with(t, ty, hd, group, &probs, stride, &vb, len, &mut out)
+                        attn_values_with(t, ty, hd, group, &probs, stride, &vb, cs, len, &mut out)
                             .unwrap();
+                        // One byte short of the last chunk's rows is refused.
+                        let short = &vb[..vb.len() - 1];
+                        let r = attn_values_with(
+                            t, ty, hd, group, &probs, stride, short, cs, len, &mut out,
+                        );
+                        assert!(r.is_err());
                         for g in 0..group {
                             for d in 0..hd {
                                 let terms = (0..len)
@@ -104,7 +131,7 @@ fn attention_kernels_match_f64_oracle() {
                                 assert!((got - want).abs() <= tol(len, abs), "{t} {ty} hd {hd} group {group} len {len}: out[{g}][{d}] {got} vs {want}");
                             }
                         }
-                        assert_cols_match(t, ty, hd, group, &probs, stride, &vb, len, &out);
+                        assert_cols_match(t, ty, hd, group, &probs, stride, &vb, cs, len, &out);
                         checked += 1;
                     }
                 }
@@ -120,16 +147,34 @@ fn attention_rejects_bad_sizes() {
     let k = vec![0u8; 64 * 64 * 2];
     let q = vec![0f32; 64];
     let mut s = vec![0f32; 64];
-    assert!(attn_scores_with(t, GgmlType::F16, 64, 1, &q, &k, 64, &mut s, 64).is_ok());
+    let cb = 64 * 64 * 2;
+    assert!(attn_scores_with(t, GgmlType::F16, 64, 1, &q, &k, cb, 64, &mut s, 64).is_ok());
     // Keys for 65 positions need two chunks.
-    assert!(attn_scores_with(t, GgmlType::F16, 64, 1, &q, &k, 65, &mut s, 128).is_err());
+    assert!(attn_scores_with(t, GgmlType::F16, 64, 1, &q, &k, cb, 65, &mut s, 128).is_err());
+    // Chunks closer than a chunk's bytes; chunks whose stride overflows.
+    assert!(attn_scores_with(t, GgmlType::F16, 64, 1, &q, &k, cb - 1, 64, &mut s, 64).is_err());
+    let mut s2 = vec![0f32; 128];
+    let r = attn_scores_with(
+        t,
+        GgmlType::F16,
+        64,
+        1,
+        &q,
+        &k,
+        usize::MAX,
+        65,
+        &mut s2,
+        128,
+    );
+    assert!(r.is_err());
     // Too small a stride, too few queries, an unsupported type.
-    assert!(attn_scores_with(t, GgmlType::F16, 64, 1, &q, &k, 64, &mut s, 32).is_err());
-    assert!(attn_scores_with(t, GgmlType::F16, 64, 2, &q, &k, 64, &mut s, 64).is_err());
-    assert!(attn_scores_with(t, GgmlType::Q4_0, 64, 1, &q, &k, 64, &mut s, 64).is_err());
+    assert!(attn_scores_with(t, GgmlType::F16, 64, 1, &q, &k, cb, 64, &mut s, 32).is_err());
+    assert!(attn_scores_with(t, GgmlType::F16, 64, 2, &q, &k, cb, 64, &mut s, 64).is_err());
+    assert!(attn_scores_with(t, GgmlType::Q4_0, 64, 1, &q, &k, cb, 64, &mut s, 64).is_err());
     // A Q8_0 cache needs heads a whole number of blocks wide.
-    assert!(attn_scores_with(t, GgmlType::Q8_0, 64, 1, &q, &k, 64, &mut s, 64).is_ok());
-    assert!(attn_scores_with(t, GgmlType::Q8_0, 40, 1, &q, &k, 64, &mut s, 64).is_err());
+    let cb8 = 64 * 72;
+    assert!(attn_scores_with(t, GgmlType::Q8_0, 64, 1, &q, &k, cb8, 64, &mut s, 64).is_ok());
+    assert!(attn_scores_with(t, GgmlType::Q8_0, 40, 1, &q, &k, cb8, 64, &mut s, 64).is_err());
     let row = [0f32; 64];
     let mut chunk = vec![0u8; 64 * 72];
     assert!(kv_write_key(GgmlType::Q8_0, 64, &mut chunk, 63, &row).is_ok());
@@ -139,9 +184,10 @@ fn attention_rejects_bad_sizes() {
     let v = vec![0u8; 10 * 64 * 2];
     let p = vec![0f32; 10];
     let mut o = vec![0f32; 64];
-    assert!(attn_values_with(t, GgmlType::F16, 64, 1, &p, 10, &v, 10, &mut o).is_ok());
-    assert!(attn_values_with(t, GgmlType::F16, 64, 1, &p, 10, &v, 11, &mut o).is_err());
-    assert!(attn_values_with(t, GgmlType::F16, 64, 2, &p, 10, &v, 10, &mut o).is_err());
+    assert!(attn_values_with(t, GgmlType::F16, 64, 1, &p, 10, &v, cb, 10, &mut o).is_ok());
+    assert!(attn_values_with(t, GgmlType::F16, 64, 1, &p, 10, &v, cb, 11, &mut o).is_err());
+    assert!(attn_values_with(t, GgmlType::F16, 64, 2, &p, 10, &v, cb, 10, &mut o).is_err());
+    assert!(attn_values_with(t, GgmlType::F16, 64, 1, &p, 10, &v, cb - 2, 10, &mut o).is_err());
 }
 
 fn f32_at(b: &[u8], i: usize) -> f32 {
@@ -162,11 +208,17 @@ fn q8_0_cache_matches_f64_oracle() {
         let pb = kv_pos_bytes(ty, hd).unwrap();
         assert_eq!(pb, hd + 4 * nb);
         let cb = KV_CHUNK * pb;
-        for &len in &[1usize, 63, 64, 65, 200] {
+        for &len in &[1usize, 63, 64, 65, 129, 200] {
             let nch = len.div_ceil(KV_CHUNK);
             let span = nch * KV_CHUNK;
-            let mut kb = vec![0u8; nch * cb];
-            let mut vb = vec![0u8; nch * cb];
+            let cs = chunk_stride(len, cb);
+            // Chunks cs bytes apart, 0xFF between them.
+            let mut kb = vec![0xFFu8; (nch - 1) * cs + cb];
+            let mut vb = vec![0xFFu8; (nch - 1) * cs + cb];
+            for c in 0..nch {
+                kb[c * cs..c * cs + cb].fill(0);
+                vb[c * cs..c * cs + cb].fill(0);
+            }
             let mut kd = vec![0f32; span * hd];
             let mut vd = vec![0f32; span * hd];
             for p in 0..len {
@@ -174,10 +226,10 @@ fn q8_0_cache_matches_f64_oracle() {
                 let amp = 0.1 + 4.0 * rng.f().abs();
                 let kr: Vec<f32> = (0..hd).map(|_| rng.f() * amp).collect();
                 let vr: Vec<f32> = (0..hd).map(|_| rng.f() * amp).collect();
-                kv_write_key(ty, hd, &mut kb[c * cb..(c + 1) * cb], j, &kr).unwrap();
-                kv_write_value(ty, hd, &mut vb[c * cb..(c + 1) * cb], j, &vr).unwrap();
-                let (ks, kq) = kb[c * cb..(c + 1) * cb].split_at(4 * nb * KV_CHUNK);
-                let vc = &vb[c * cb..(c + 1) * cb];
+                kv_write_key(ty, hd, &mut kb[c * cs..c * cs + cb], j, &kr).unwrap();
+                kv_write_value(ty, hd, &mut vb[c * cs..c * cs + cb], j, &vr).unwrap();
+                let (ks, kq) = kb[c * cs..c * cs + cb].split_at(4 * nb * KV_CHUNK);
+                let vc = &vb[c * cs..c * cs + cb];
                 for d in 0..hd {
                     let b = d / 32;
                     let dk = f32_at(ks, b * KV_CHUNK + j);
@@ -203,7 +255,8 @@ fn q8_0_cache_matches_f64_oracle() {
                     let q: Vec<f32> = (0..group * hd).map(|_| rng.f()).collect();
                     let stride = span + 5;
                     let mut scores = vec![f32::NAN; group * stride];
-                    attn_scores_with(t, ty, hd, group, &q, &kb, len, &mut scores, stride).unwrap();
+                    attn_scores_with(t, ty, hd, group, &q, &kb, cs, len, &mut scores, stride)
+                        .unwrap();
                     // The queries are quantized to Q8_0 first, as llama.cpp
                     // does: decode them as the keys.
                     let qdec = dequant_q8_0(&q);
@@ -222,7 +275,8 @@ fn q8_0_cache_matches_f64_oracle() {
                     }
                     let probs: Vec<f32> = (0..group * stride).map(|_| rng.f().abs()).collect();
                     let mut out = vec![f32::NAN; group * hd];
-                    attn_values_with(t, ty, hd, group, &probs, stride, &vb, len, &mut out).unwrap();
+                    attn_values_with(t, ty, hd, group, &probs, stride, &vb, cs, len, &mut out)
+                        .unwrap();
                     for g in 0..group {
                         for d in 0..hd {
                             let terms = (0..len)
@@ -236,7 +290,7 @@ fn q8_0_cache_matches_f64_oracle() {
                             );
                         }
                     }
-                    assert_cols_match(t, ty, hd, group, &probs, stride, &vb, len, &out);
+                    assert_cols_match(t, ty, hd, group, &probs, stride, &vb, cs, len, &out);
                     checked += 1;
                 }
             }
@@ -275,6 +329,7 @@ fn assert_cols_match(
     probs: &[f32],
     stride: usize,
     v: &[u8],
+    cs: usize,
     len: usize,
     whole: &[f32],
 ) {
@@ -284,8 +339,20 @@ fn assert_cols_match(
         for &c1 in &edges[i..] {
             let w = c1 - c0;
             let mut part = vec![f32::NAN; group * w];
-            attn_values_cols_with(t, ty, hd, group, probs, stride, v, len, c0..c1, &mut part)
-                .unwrap();
+            attn_values_cols_with(
+                t,
+                ty,
+                hd,
+                group,
+                probs,
+                stride,
+                v,
+                cs,
+                len,
+                c0..c1,
+                &mut part,
+            )
+            .unwrap();
             for g in 0..group {
                 for d in c0..c1 {
                     assert_eq!(
@@ -300,7 +367,19 @@ fn assert_cols_match(
     // Ends that are not block edges (nor the head's end) are refused.
     if hd > 16 {
         let mut part = vec![0f32; group * hd];
-        let r = attn_values_cols_with(t, ty, hd, group, probs, stride, v, len, 16..hd, &mut part);
+        let r = attn_values_cols_with(
+            t,
+            ty,
+            hd,
+            group,
+            probs,
+            stride,
+            v,
+            cs,
+            len,
+            16..hd,
+            &mut part,
+        );
         assert!(r.is_err());
     }
 }

@@ -93,7 +93,8 @@ const ALIGN_F32: usize = 16;
 pub struct Plan {
     /// What it was planned for.
     pub config: PlanConfig,
-    /// Key cache: `n_layer × n_ctx × kv_dim` elements.
+    /// Key cache: `n_layer × n_ctx × kv_dim` elements, in chunks of 64
+    /// positions laid out `[chunk][layer][kv head]` (`exec::kv_chunk_at`).
     pub k_cache: Region,
     /// Value cache, same shape.
     pub v_cache: Region,

@@ -24,23 +24,23 @@ pub(crate) fn q8_kernels(dot: bool) -> Option<Q8Kernels> {
     if !has("neon") {
         return None;
     }
-    let values: crate::attn::ValuesFn = |hd, g, p, st, v, len, cols, o| {
+    let values: crate::attn::ValuesFn = |hd, g, p, st, v, len, cs, cols, o| {
         // SAFETY: NEON was checked above; `crate::attn` validated the sizes.
-        unsafe { values_q8(hd, g, p, st, v, len, cols, o) }
+        unsafe { values_q8(hd, g, p, st, v, len, cs, cols, o) }
     };
     if !(dot && has("dotprod")) {
         return Some(Q8Kernels {
-            scores: |hd, gn, qq, qd, k, nch, s, st| {
+            scores: |hd, gn, qq, qd, k, nch, cs, s, st| {
                 // SAFETY: NEON was checked above.
-                unsafe { scores_q8_neon(hd, gn, qq, qd, k, nch, s, st) }
+                unsafe { scores_q8_neon(hd, gn, qq, qd, k, nch, cs, s, st) }
             },
             values,
         });
     }
     Some(Q8Kernels {
-        scores: |hd, gn, qq, qd, k, nch, s, st| {
+        scores: |hd, gn, qq, qd, k, nch, cs, s, st| {
             // SAFETY: NEON and dotprod were checked above.
-            unsafe { scores_q8_dot(hd, gn, qq, qd, k, nch, s, st) }
+            unsafe { scores_q8_dot(hd, gn, qq, qd, k, nch, cs, s, st) }
         },
         values,
     })
@@ -66,6 +66,7 @@ unsafe fn scores_q8_neon(
     qd: &[f32],
     k: &[u8],
     nch: usize,
+    cs: usize,
     scores: &mut [f32],
     stride: usize,
 ) {
@@ -77,6 +78,7 @@ unsafe fn scores_q8_neon(
         qd,
         k,
         nch,
+        cs,
         scores,
         stride,
         |two, q, d, kc, part, o| {
@@ -97,7 +99,8 @@ unsafe fn scores_q8_neon(
 /// `tile(two, q, d, kc, part, o)` for each, with `two` when it has two
 /// queries, `q` and `d` their first quants and scales, `kc` the key chunk
 /// (whole, `KV_CHUNK · (hd + 4·hd/32)` bytes: scales, then hd/4 rows of 64
-/// positions × 4 quants), `part` its 16 positions, and `o` their scores in
+/// positions × 4 quants; chunks `cs` bytes apart in `k`), `part` its 16
+/// positions, and `o` their scores in
 /// the first query's row (the second's `stride` on). Sizes as
 /// `crate::attn` validates them.
 #[allow(clippy::too_many_arguments)]
@@ -109,6 +112,7 @@ fn q8_score_tiles(
     qd: &[f32],
     k: &[u8],
     nch: usize,
+    cs: usize,
     scores: &mut [f32],
     stride: usize,
     tile: impl Fn(bool, *const i8, *const f32, *const u8, usize, *mut f32),
@@ -116,7 +120,7 @@ fn q8_score_tiles(
     let nb = hd / 32;
     let cb = KV_CHUNK * (hd + 4 * nb);
     crate::attn::q8_tiles_16x2(nch, gn, |c, part, g0, n| {
-        let kc = k[c * cb..(c + 1) * cb].as_ptr();
+        let kc = k[c * cs..c * cs + cb].as_ptr();
         let o = scores[g0 * stride + c * KV_CHUNK + 16 * part..].as_mut_ptr();
         tile(
             n == 2,
@@ -206,25 +210,26 @@ unsafe fn scores_q8_neon_tile<const G: usize>(
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
 unsafe fn values_q8(
-    hd: usize,
+    _hd: usize,
     group: usize,
     probs: &[f32],
     stride: usize,
     v: &[u8],
     len: usize,
+    cs: usize,
     cols: Cols,
     out: &mut [f32],
 ) {
-    crate::attn::q8_value_tiles_16(hd, group, probs, stride, v, cols, out, 4, |t| {
+    crate::attn::q8_value_tiles_16(group, probs, stride, v, cs, cols, out, 4, |t| {
         // SAFETY: NEON (this function's contract); v holds len.div_ceil(64)
-        // whole chunks of t.cb bytes, the tile's block part of each at t.v;
+        // whole chunks t.cs bytes apart, the tile's block part of each at t.v;
         // t.p gn rows of `stride` ≥ len; t.out gn rows of t.ow, 16 columns.
         unsafe {
             match t.gn {
-                4 => values_q8_tile::<4>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
-                3 => values_q8_tile::<3>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
-                2 => values_q8_tile::<2>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
-                _ => values_q8_tile::<1>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
+                4 => values_q8_tile::<4>(t.cs, t.ow, t.half, len, t.p, stride, t.v, t.out),
+                3 => values_q8_tile::<3>(t.cs, t.ow, t.half, len, t.p, stride, t.v, t.out),
+                2 => values_q8_tile::<2>(t.cs, t.ow, t.half, len, t.p, stride, t.v, t.out),
+                _ => values_q8_tile::<1>(t.cs, t.ow, t.half, len, t.p, stride, t.v, t.out),
             }
         }
     });
@@ -233,13 +238,13 @@ unsafe fn values_q8(
 /// `G` heads × 16 columns (`half` of a block) over all `len` positions.
 ///
 /// # Safety
-/// NEON; `v + c·cb` is the block's part of value chunk `c` (64 f32 scales,
+/// NEON; `v + c·cs` is the block's part of value chunk `c` (64 f32 scales,
 /// then 64 rows of 32 quants) for `c < len.div_ceil(64)`; `p + g·stride`
 /// has `len` f32 and `out + g·ow` 16 writable f32 for each `g < G`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
 unsafe fn values_q8_tile<const G: usize>(
-    cb: usize,
+    cs: usize,
     ow: usize,
     half: usize,
     len: usize,
@@ -254,7 +259,7 @@ unsafe fn values_q8_tile<const G: usize>(
     unsafe {
         for c in 0..len.div_ceil(KV_CHUNK) {
             let n = (len - c * KV_CHUNK).min(KV_CHUNK);
-            let sc = v.add(c * cb).cast::<f32>();
+            let sc = v.add(c * cs).cast::<f32>();
             for (g, pg) in pd.iter_mut().enumerate() {
                 let pr = p.add(g * stride + c * KV_CHUNK);
                 let mut j = 0;
@@ -268,7 +273,7 @@ unsafe fn values_q8_tile<const G: usize>(
                     j += 1;
                 }
             }
-            let qs = v.add(c * cb + 4 * KV_CHUNK + 16 * half).cast::<i8>();
+            let qs = v.add(c * cs + 4 * KV_CHUNK + 16 * half).cast::<i8>();
             for j in 0..n {
                 let q = vld1q_s8(qs.add(32 * j));
                 let (lo, hi) = (vmovl_s8(vget_low_s8(q)), vmovl_high_s8(q));
@@ -310,6 +315,7 @@ unsafe fn scores_q8_dot(
     qd: &[f32],
     k: &[u8],
     nch: usize,
+    cs: usize,
     scores: &mut [f32],
     stride: usize,
 ) {
@@ -321,6 +327,7 @@ unsafe fn scores_q8_dot(
         qd,
         k,
         nch,
+        cs,
         scores,
         stride,
         |two, q, d, kc, part, o| {
@@ -431,12 +438,14 @@ unsafe fn load16<const F16: bool>(p: *const u8) -> [float32x4_t; 4] {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn scores<const F16: bool>(
     hd: usize,
     group: usize,
     q: &[f32],
     k: &[u8],
     nch: usize,
+    cs: usize,
     scores: &mut [f32],
     stride: usize,
 ) {
@@ -447,7 +456,7 @@ fn scores<const F16: bool>(
             let mut g0 = 0;
             while g0 < group {
                 let gn = (group - g0).min(4);
-                let kc = k[c * cb + 16 * t * es..(c + 1) * cb].as_ptr();
+                let kc = k[c * cs + 16 * t * es..c * cs + cb].as_ptr();
                 let qp = q[g0 * hd..].as_ptr();
                 let op = scores[g0 * stride + c * KV_CHUNK + 16 * t..].as_mut_ptr();
                 // SAFETY: only reachable via `kernels`, which checked NEON;
@@ -509,11 +518,12 @@ fn values<const F16: bool>(
     stride: usize,
     v: &[u8],
     len: usize,
+    cs: usize,
     cols: Cols,
     out: &mut [f32],
 ) {
     if !hd.is_multiple_of(16) {
-        return crate::attn::values_fallback(F16, hd, group, probs, stride, v, len, cols, out);
+        return crate::attn::values_fallback(F16, hd, group, probs, stride, v, len, cs, cols, out);
     }
     let es = if F16 { 2 } else { 4 };
     let w = cols.width();
@@ -525,14 +535,15 @@ fn values<const F16: bool>(
             let vp = v[d0 * es..].as_ptr();
             let op = out[g0 * w + d0 - cols.c0..].as_mut_ptr();
             // SAFETY: only reachable via `kernels`, which checked NEON; v
-            // holds len rows of hd elements (this slab is d0..d0 + 16),
-            // probs gn rows of `stride` ≥ len, out gn rows of w.
+            // holds len rows of hd elements in chunks of 64, cs bytes apart
+            // (this slab is d0..d0 + 16), probs gn rows of `stride` ≥ len,
+            // out gn rows of w.
             unsafe {
                 match gn {
-                    4 => values_tile::<4, F16>(hd, w, len, pp, stride, vp, op),
-                    3 => values_tile::<3, F16>(hd, w, len, pp, stride, vp, op),
-                    2 => values_tile::<2, F16>(hd, w, len, pp, stride, vp, op),
-                    _ => values_tile::<1, F16>(hd, w, len, pp, stride, vp, op),
+                    4 => values_tile::<4, F16>(hd, w, len, cs, pp, stride, vp, op),
+                    3 => values_tile::<3, F16>(hd, w, len, cs, pp, stride, vp, op),
+                    2 => values_tile::<2, F16>(hd, w, len, cs, pp, stride, vp, op),
+                    _ => values_tile::<1, F16>(hd, w, len, cs, pp, stride, vp, op),
                 }
             }
         }
@@ -543,14 +554,17 @@ fn values<const F16: bool>(
 /// `G` heads × 16 dimensions over all `len` positions.
 ///
 /// # Safety
-/// NEON; `v` row `pos` (stride `hd` elements) has 16 readable elements for
-/// `pos < len`; `p + g·stride` has `len` f32 and `out + g·ow` 16 writable
-/// f32 for each `g < G`.
+/// NEON; `v` row `pos` (`hd` elements apart within a chunk of 64, chunks
+/// `cs` bytes apart) has 16 readable elements for `pos < len`; `p +
+/// g·stride` has `len` f32 and `out + g·ow` 16 writable f32 for each `g <
+/// G`.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
 unsafe fn values_tile<const G: usize, const F16: bool>(
     hd: usize,
     ow: usize,
     len: usize,
+    cs: usize,
     p: *const f32,
     stride: usize,
     v: *const u8,
@@ -560,12 +574,16 @@ unsafe fn values_tile<const G: usize, const F16: bool>(
     let mut acc = [[vdupq_n_f32(0.0); 4]; G];
     // SAFETY: caller's contract.
     unsafe {
-        for pos in 0..len {
-            let vv = load16::<F16>(v.add(pos * hd * es));
-            for (g, a) in acc.iter_mut().enumerate() {
-                let w = *p.add(g * stride + pos);
-                for (aj, &vj) in a.iter_mut().zip(&vv) {
-                    *aj = vfmaq_n_f32(*aj, vj, w);
+        for c in 0..len.div_ceil(KV_CHUNK) {
+            let base = v.add(c * cs);
+            for j in 0..(len - c * KV_CHUNK).min(KV_CHUNK) {
+                let vv = load16::<F16>(base.add(j * hd * es));
+                let pos = c * KV_CHUNK + j;
+                for (g, a) in acc.iter_mut().enumerate() {
+                    let w = *p.add(g * stride + pos);
+                    for (aj, &vj) in a.iter_mut().zip(&vv) {
+                        *aj = vfmaq_n_f32(*aj, vj, w);
+                    }
                 }
             }
         }

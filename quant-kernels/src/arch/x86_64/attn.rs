@@ -53,30 +53,30 @@ pub(crate) fn kernels(t: Tier, ty: GgmlType) -> Option<AttnKernels> {
 /// This tier's Q8_0-cache attention kernels; `None` without the tier's
 /// features. AVX-512 scores need VNNI; without it they are AVX2's.
 pub(crate) fn q8_kernels(t: Tier) -> Option<Q8Kernels> {
-    let y_scores: ScoresQ8Fn = |hd, gn, qq, qd, k, nch, s, st| {
+    let y_scores: ScoresQ8Fn = |hd, gn, qq, qd, k, nch, cs, s, st| {
         // SAFETY: only handed out after the AVX2 tier's features were checked.
-        unsafe { y_scores_q8(hd, gn, qq, qd, k, nch, s, st) }
+        unsafe { y_scores_q8(hd, gn, qq, qd, k, nch, cs, s, st) }
     };
     match t {
         Tier::Avx512 if super::has_avx512_tier() => Some(Q8Kernels {
             scores: if super::has("avx512vnni") {
-                |hd, gn, qq, qd, k, nch, s, st| {
+                |hd, gn, qq, qd, k, nch, cs, s, st| {
                     // SAFETY: the AVX-512 tier's features and VNNI were checked above.
-                    unsafe { z_scores_q8(hd, gn, qq, qd, k, nch, s, st) }
+                    unsafe { z_scores_q8(hd, gn, qq, qd, k, nch, cs, s, st) }
                 }
             } else {
                 y_scores
             },
-            values: |hd, g, p, st, v, len, cols, o| {
+            values: |hd, g, p, st, v, len, cs, cols, o| {
                 // SAFETY: the AVX-512 tier's features were checked above.
-                unsafe { z_values_q8(hd, g, p, st, v, len, cols, o) }
+                unsafe { z_values_q8(hd, g, p, st, v, len, cs, cols, o) }
             },
         }),
         Tier::Avx2 | Tier::Avx512 if super::has_avx2_tier() => Some(Q8Kernels {
             scores: y_scores,
-            values: |hd, g, p, st, v, len, cols, o| {
+            values: |hd, g, p, st, v, len, cs, cols, o| {
                 // SAFETY: the AVX2 tier's features were checked above.
-                unsafe { y_values_q8(hd, g, p, st, v, len, cols, o) }
+                unsafe { y_values_q8(hd, g, p, st, v, len, cs, cols, o) }
             },
         }),
         _ => None,
@@ -117,6 +117,7 @@ unsafe fn z_scores_q8(
     qd: &[f32],
     k: &[u8],
     nch: usize,
+    cs: usize,
     scores: &mut [f32],
     stride: usize,
 ) {
@@ -125,7 +126,7 @@ unsafe fn z_scores_q8(
     let bias = bias_sums(hd, gn, qq);
     let (qp, dp) = (qq.as_ptr(), qd.as_ptr());
     for c in 0..nch {
-        let kc = k[c * cb..(c + 1) * cb].as_ptr();
+        let kc = k[c * cs..c * cs + cb].as_ptr();
         for half in 0..2 {
             let op = scores[c * KV_CHUNK + 32 * half..].as_mut_ptr();
             macro_rules! go {
@@ -135,7 +136,7 @@ unsafe fn z_scores_q8(
                     // qd gn·nb scales, scores gn rows of `stride` (≥ this
                     // chunk's end) from `op`.
                     unsafe {
-                        z_scores_q8_tile::<$g>(hd, nb, qp, dp, &bias, kc, cb, half, op, stride)
+                        z_scores_q8_tile::<$g>(hd, nb, qp, dp, &bias, kc, cs, half, op, stride)
                     }
                 };
             }
@@ -152,9 +153,10 @@ unsafe fn z_scores_q8(
 /// 32 positions (`half` of a chunk) × `G` queries.
 ///
 /// # Safety
-/// AVX-512 tier features and VNNI; `kc` holds a whole Q8_0 key chunk of
-/// `cb` bytes, `qq` `G · hd` quants, `qd` `G · nb` scales, `out + g ·
-/// stride` 32 writable f32 for each `g < G`.
+/// AVX-512 tier features and VNNI; `kc` holds a whole Q8_0 key chunk (the
+/// head's next chunks `cs` bytes apart, prefetched only), `qq` `G · hd`
+/// quants, `qd` `G · nb` scales, `out + g · stride` 32 writable f32 for
+/// each `g < G`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn z_scores_q8_tile<const G: usize>(
@@ -164,7 +166,7 @@ unsafe fn z_scores_q8_tile<const G: usize>(
     qd: *const f32,
     bias: &[[i32; Q8_TILE]; MAX_ROW_BLOCKS],
     kc: *const u8,
-    cb: usize,
+    cs: usize,
     half: usize,
     out: *mut f32,
     stride: usize,
@@ -180,15 +182,15 @@ unsafe fn z_scores_q8_tile<const G: usize>(
             _mm_prefetch::<_MM_HINT_T1>(
                 sc.add(b * KV_CHUNK)
                     .cast::<u8>()
-                    .wrapping_add(2 * cb)
+                    .wrapping_add(2 * cs)
                     .cast(),
             );
             let mut acc = [[_mm512_setzero_si512(); 2]; G];
             for d4 in 8 * b..8 * (b + 1) {
                 let row = qs.add(d4 * 4 * KV_CHUNK);
                 // The same 128 bytes of the chunk after next.
-                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cb).cast());
-                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cb + 64).cast());
+                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cs).cast());
+                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cs + 64).cast());
                 let k0 = _mm512_xor_si512(_mm512_loadu_si512(row.cast()), flip);
                 let k1 = _mm512_xor_si512(_mm512_loadu_si512(row.add(64).cast()), flip);
                 for (g, a) in acc.iter_mut().enumerate() {
@@ -225,17 +227,16 @@ unsafe fn z_scores_q8_tile<const G: usize>(
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
 unsafe fn z_values_q8(
-    hd: usize,
+    _hd: usize,
     group: usize,
     probs: &[f32],
     stride: usize,
     v: &[u8],
     len: usize,
+    cs: usize,
     cols: Cols,
     out: &mut [f32],
 ) {
-    let nb = hd / 32;
-    let cb = KV_CHUNK * (hd + 4 * nb);
     let w = cols.width();
     let mut g0 = 0;
     while g0 < group {
@@ -248,11 +249,11 @@ unsafe fn z_values_q8(
             let vp = v[b * V_BLOCK_BYTES..].as_ptr();
             macro_rules! go {
                 ($g:literal, $nb:literal) => {
-                    // SAFETY: v holds len.div_ceil(64) whole chunks of cb
-                    // bytes, each with blocks b.. (`$nb` of them) at
+                    // SAFETY: v holds len.div_ceil(64) whole chunks, cs
+                    // bytes apart, each with blocks b.. (`$nb` of them) at
                     // b·V_BLOCK_BYTES; probs gn rows of `stride` ≥ len; out
                     // gn rows of w from block b's first column.
-                    unsafe { z_values_q8_tile::<$g, $nb>(cb, w, len, pp, stride, vp, op) }
+                    unsafe { z_values_q8_tile::<$g, $nb>(cs, w, len, pp, stride, vp, op) }
                 };
             }
             match (gn, two) {
@@ -274,13 +275,13 @@ unsafe fn z_values_q8(
 /// `G` heads × `NB` blocks' 32 columns over all `len` positions.
 ///
 /// # Safety
-/// AVX-512 tier features; `v + c·cb` is the first block's part of value
+/// AVX-512 tier features; `v + c·cs` is the first block's part of value
 /// chunk `c` for `c < len.div_ceil(64)`, the others following; `p +
 /// g·stride` has `len` f32 and `out + g·ow` `32·NB` writable f32 for each
 /// `g < G`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
 unsafe fn z_values_q8_tile<const G: usize, const NB: usize>(
-    cb: usize,
+    cs: usize,
     ow: usize,
     len: usize,
     p: *const f32,
@@ -299,7 +300,7 @@ unsafe fn z_values_q8_tile<const G: usize, const NB: usize>(
             let n = (len - c * KV_CHUNK).min(KV_CHUNK);
             for (g, pg) in pd.iter_mut().enumerate() {
                 for (bi, pb) in pg.iter_mut().enumerate() {
-                    let sc = v.add(c * cb + bi * V_BLOCK_BYTES).cast::<f32>();
+                    let sc = v.add(c * cs + bi * V_BLOCK_BYTES).cast::<f32>();
                     let pp = p.add(g * stride + c * KV_CHUNK);
                     for i in 0..KV_CHUNK / 16 {
                         // Past `len` the products are never used (and the
@@ -319,9 +320,9 @@ unsafe fn z_values_q8_tile<const G: usize, const NB: usize>(
             }
             for j in 0..n {
                 let vf: [[__m512; 2]; NB] = core::array::from_fn(|bi| {
-                    let row = v.add(c * cb + bi * V_BLOCK_BYTES + 4 * KV_CHUNK + 32 * j);
+                    let row = v.add(c * cs + bi * V_BLOCK_BYTES + 4 * KV_CHUNK + 32 * j);
                     // The same row of the next chunk (never faults).
-                    _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(cb).cast());
+                    _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(cs).cast());
                     core::array::from_fn(|h| {
                         _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
                             row.add(16 * h).cast(),
@@ -362,6 +363,7 @@ unsafe fn y_scores_q8(
     qd: &[f32],
     k: &[u8],
     nch: usize,
+    cs: usize,
     scores: &mut [f32],
     stride: usize,
 ) {
@@ -369,7 +371,7 @@ unsafe fn y_scores_q8(
     let cb = KV_CHUNK * (hd + 4 * nb);
     let (qp, dp) = (qq.as_ptr(), qd.as_ptr());
     crate::attn::q8_tiles_16x2(nch, gn, |c, part, g0, n| {
-        let kc = k[c * cb..(c + 1) * cb].as_ptr();
+        let kc = k[c * cs..c * cs + cb].as_ptr();
         let op = scores[c * KV_CHUNK + 16 * part..].as_mut_ptr();
         // SAFETY: the AVX2 tier's features (this function's contract); as
         // in `z_scores_q8`, for 16 positions from 16·part and queries g0..
@@ -377,9 +379,9 @@ unsafe fn y_scores_q8(
         unsafe {
             let (q, d, o) = (qp.add(g0 * hd), dp.add(g0 * nb), op.add(g0 * stride));
             if n == 2 {
-                y_scores_q8_tile::<2>(hd, nb, q, d, kc, cb, part, o, stride);
+                y_scores_q8_tile::<2>(hd, nb, q, d, kc, cs, part, o, stride);
             } else {
-                y_scores_q8_tile::<1>(hd, nb, q, d, kc, cb, part, o, stride);
+                y_scores_q8_tile::<1>(hd, nb, q, d, kc, cs, part, o, stride);
             }
         }
     });
@@ -388,9 +390,9 @@ unsafe fn y_scores_q8(
 /// 16 positions (`part` of a chunk) × `G` queries.
 ///
 /// # Safety
-/// AVX2 tier features; `kc` holds a whole Q8_0 key chunk of `cb` bytes,
-/// `qq` `G · hd` quants, `qd` `G · nb` scales, `out + g · stride` 16
-/// writable f32 for each `g < G`.
+/// AVX2 tier features; `kc` holds a whole Q8_0 key chunk (the head's next
+/// chunks `cs` bytes apart, prefetched only), `qq` `G · hd` quants, `qd` `G
+/// · nb` scales, `out + g · stride` 16 writable f32 for each `g < G`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn y_scores_q8_tile<const G: usize>(
@@ -399,7 +401,7 @@ unsafe fn y_scores_q8_tile<const G: usize>(
     qq: *const i8,
     qd: *const f32,
     kc: *const u8,
-    cb: usize,
+    cs: usize,
     part: usize,
     out: *mut f32,
     stride: usize,
@@ -414,7 +416,7 @@ unsafe fn y_scores_q8_tile<const G: usize>(
             let mut acc = [[_mm256_setzero_si256(); 2]; G];
             for d4 in 8 * b..8 * (b + 1) {
                 let row = qs.add(d4 * 4 * KV_CHUNK);
-                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cb).cast());
+                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cs).cast());
                 let k0 = _mm256_loadu_si256(row.cast());
                 let k1 = _mm256_loadu_si256(row.add(32).cast());
                 for (g, a) in acc.iter_mut().enumerate() {
@@ -452,23 +454,24 @@ unsafe fn y_scores_q8_tile<const G: usize>(
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn y_values_q8(
-    hd: usize,
+    _hd: usize,
     group: usize,
     probs: &[f32],
     stride: usize,
     v: &[u8],
     len: usize,
+    cs: usize,
     cols: Cols,
     out: &mut [f32],
 ) {
-    crate::attn::q8_value_tiles_16(hd, group, probs, stride, v, cols, out, 3, |t| {
+    crate::attn::q8_value_tiles_16(group, probs, stride, v, cs, cols, out, 3, |t| {
         // SAFETY: the AVX2 tier's features (this function's contract); as
         // in `z_values_q8`, for the tile's 16 columns (t.half of its block).
         unsafe {
             match t.gn {
-                3 => y_values_q8_tile::<3>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
-                2 => y_values_q8_tile::<2>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
-                _ => y_values_q8_tile::<1>(t.cb, t.ow, t.half, len, t.p, stride, t.v, t.out),
+                3 => y_values_q8_tile::<3>(t.cs, t.ow, t.half, len, t.p, stride, t.v, t.out),
+                2 => y_values_q8_tile::<2>(t.cs, t.ow, t.half, len, t.p, stride, t.v, t.out),
+                _ => y_values_q8_tile::<1>(t.cs, t.ow, t.half, len, t.p, stride, t.v, t.out),
             }
         }
     });
@@ -482,7 +485,7 @@ unsafe fn y_values_q8(
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn y_values_q8_tile<const G: usize>(
-    cb: usize,
+    cs: usize,
     ow: usize,
     half: usize,
     len: usize,
@@ -496,9 +499,9 @@ unsafe fn y_values_q8_tile<const G: usize>(
     unsafe {
         for pos in 0..len {
             let (c, j) = (pos / KV_CHUNK, pos % KV_CHUNK);
-            let base = v.add(c * cb);
+            let base = v.add(c * cs);
             let row = base.add(4 * KV_CHUNK + 32 * j + 16 * half);
-            _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(cb).cast());
+            _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(cs).cast());
             let d = _mm256_set1_ps(*base.cast::<f32>().add(j));
             let vf: [__m256; 2] = core::array::from_fn(|n| {
                 let x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
@@ -537,12 +540,14 @@ unsafe fn zload<const F16: bool>(p: *const u8) -> __m512 {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn z_scores<const F16: bool>(
     hd: usize,
     group: usize,
     q: &[f32],
     k: &[u8],
     nch: usize,
+    cs: usize,
     scores: &mut [f32],
     stride: usize,
 ) {
@@ -552,7 +557,7 @@ fn z_scores<const F16: bool>(
         let mut g0 = 0;
         while g0 < group {
             let gn = (group - g0).min(4);
-            let kc = k[c * cb..(c + 1) * cb].as_ptr();
+            let kc = k[c * cs..c * cs + cb].as_ptr();
             let qp = q[g0 * hd..].as_ptr();
             let op = scores[g0 * stride + c * KV_CHUNK..].as_mut_ptr();
             // SAFETY: only reachable via `kernels`, which checked the AVX-512
@@ -560,10 +565,10 @@ fn z_scores<const F16: bool>(
             // and scores gn rows of `stride` (≥ this chunk's end) from `op`.
             unsafe {
                 match gn {
-                    4 => z_scores_tile::<4, F16>(hd, qp, kc, op, stride),
-                    3 => z_scores_tile::<3, F16>(hd, qp, kc, op, stride),
-                    2 => z_scores_tile::<2, F16>(hd, qp, kc, op, stride),
-                    _ => z_scores_tile::<1, F16>(hd, qp, kc, op, stride),
+                    4 => z_scores_tile::<4, F16>(hd, qp, kc, cs, op, stride),
+                    3 => z_scores_tile::<3, F16>(hd, qp, kc, cs, op, stride),
+                    2 => z_scores_tile::<2, F16>(hd, qp, kc, cs, op, stride),
+                    _ => z_scores_tile::<1, F16>(hd, qp, kc, cs, op, stride),
                 }
             }
             g0 += gn;
@@ -574,13 +579,15 @@ fn z_scores<const F16: bool>(
 /// One chunk (64 positions) × `G` queries.
 ///
 /// # Safety
-/// AVX-512 tier features; `kc` holds `hd · 64` elements, `q` `G · hd` f32,
-/// `out + g · stride` 64 writable f32 for each `g < G`.
+/// AVX-512 tier features; `kc` holds `hd · 64` elements (the head's next
+/// chunks `cs` bytes apart, prefetched only), `q` `G · hd` f32, `out + g ·
+/// stride` 64 writable f32 for each `g < G`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
 unsafe fn z_scores_tile<const G: usize, const F16: bool>(
     hd: usize,
     q: *const f32,
     kc: *const u8,
+    cs: usize,
     out: *mut f32,
     stride: usize,
 ) {
@@ -588,13 +595,12 @@ unsafe fn z_scores_tile<const G: usize, const F16: bool>(
     let mut acc = [[_mm512_setzero_ps(); 4]; G];
     // SAFETY: caller's contract; every access is within the stated extents.
     unsafe {
-        let cb = hd * KV_CHUNK * es;
         for d in 0..hd {
             let row = kc.add(d * KV_CHUNK * es);
             // The same rows of the chunk after next (prefetching never faults).
-            _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cb).cast());
+            _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cs).cast());
             if F16 {
-                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cb + 64).cast());
+                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cs + 64).cast());
             }
             let kv: [__m512; 4] = core::array::from_fn(|j| zload::<F16>(row.add(16 * j * es)));
             for (g, a) in acc.iter_mut().enumerate() {
@@ -620,11 +626,12 @@ fn z_values<const F16: bool>(
     stride: usize,
     v: &[u8],
     len: usize,
+    cs: usize,
     cols: Cols,
     out: &mut [f32],
 ) {
     if !hd.is_multiple_of(16) {
-        return crate::attn::values_fallback(F16, hd, group, probs, stride, v, len, cols, out);
+        return crate::attn::values_fallback(F16, hd, group, probs, stride, v, len, cs, cols, out);
     }
     let es = if F16 { 2 } else { 4 };
     let w = cols.width();
@@ -640,10 +647,11 @@ fn z_values<const F16: bool>(
             macro_rules! go {
                 ($g:literal, $n:literal) => {
                     // SAFETY: only reachable via `kernels`, which checked the
-                    // AVX-512 tier; v holds len rows of hd elements (this
-                    // slab is d0..d0 + 16·nv of each), probs gn rows of
-                    // `stride` ≥ len, out gn rows of w.
-                    unsafe { z_values_tile::<$g, $n, F16>(hd, w, len, pp, stride, vp, op) }
+                    // AVX-512 tier; v holds len rows of hd elements, in
+                    // chunks of 64 cs bytes apart (this slab is d0..d0 +
+                    // 16·nv of each), probs gn rows of `stride` ≥ len, out
+                    // gn rows of w.
+                    unsafe { z_values_tile::<$g, $n, F16>(hd, w, len, cs, pp, stride, vp, op) }
                 };
             }
             match (gn, nv) {
@@ -673,37 +681,49 @@ fn z_values<const F16: bool>(
 /// `G` heads × `16·NV` dimensions over all `len` positions.
 ///
 /// # Safety
-/// AVX-512 tier features; `v` row `pos` (stride `hd` elements) has `16·NV`
-/// readable elements for `pos < len`; `p + g·stride` has `len` f32 and `out
-/// + g·ow` `16·NV` writable f32 for each `g < G`.
+/// AVX-512 tier features; `v` row `pos` (`hd` elements apart within a
+/// chunk of 64, chunks `cs` bytes apart) has `16·NV` readable elements for
+/// `pos < len`; `p + g·stride` has `len` f32 and `out + g·ow` `16·NV`
+/// writable f32 for each `g < G`.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
 unsafe fn z_values_tile<const G: usize, const NV: usize, const F16: bool>(
     hd: usize,
     ow: usize,
     len: usize,
+    cs: usize,
     p: *const f32,
     stride: usize,
     v: *const u8,
     out: *mut f32,
 ) {
     let es = if F16 { 2 } else { 4 };
+    let rb = hd * es;
     let mut acc = [[_mm512_setzero_ps(); NV]; G];
     // SAFETY: caller's contract.
     unsafe {
-        for pos in 0..len {
-            let row = v.add(pos * hd * es);
-            // 32 rows ahead, each cache line this tile reads of the row
-            // (prefetching never faults).
-            let ahead = row.wrapping_add(32 * hd * es);
-            _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
-            if 16 * NV * es > 64 {
-                _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(64).cast());
-            }
-            let vv: [__m512; NV] = core::array::from_fn(|j| zload::<F16>(row.add(16 * j * es)));
-            for (g, a) in acc.iter_mut().enumerate() {
-                let w = _mm512_set1_ps(*p.add(g * stride + pos));
-                for (aj, &vj) in a.iter_mut().zip(&vv) {
-                    *aj = _mm512_fmadd_ps(vj, w, *aj);
+        for c in 0..len.div_ceil(KV_CHUNK) {
+            let base = v.add(c * cs);
+            for j in 0..(len - c * KV_CHUNK).min(KV_CHUNK) {
+                let row = base.add(j * rb);
+                // 32 rows ahead, in this chunk or the next, each cache line
+                // this tile reads of the row (prefetching never faults).
+                let ahead = if j < KV_CHUNK - 32 {
+                    row.wrapping_add(32 * rb)
+                } else {
+                    base.wrapping_add(cs + (j + 32 - KV_CHUNK) * rb)
+                };
+                _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
+                if 16 * NV * es > 64 {
+                    _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add(64).cast());
+                }
+                let vv: [__m512; NV] = core::array::from_fn(|i| zload::<F16>(row.add(16 * i * es)));
+                let pos = c * KV_CHUNK + j;
+                for (g, a) in acc.iter_mut().enumerate() {
+                    let w = _mm512_set1_ps(*p.add(g * stride + pos));
+                    for (aj, &vj) in a.iter_mut().zip(&vv) {
+                        *aj = _mm512_fmadd_ps(vj, w, *aj);
+                    }
                 }
             }
         }
@@ -733,12 +753,14 @@ unsafe fn yload<const F16: bool>(p: *const u8) -> __m256 {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn y_scores<const F16: bool>(
     hd: usize,
     group: usize,
     q: &[f32],
     k: &[u8],
     nch: usize,
+    cs: usize,
     scores: &mut [f32],
     stride: usize,
 ) {
@@ -750,7 +772,7 @@ fn y_scores<const F16: bool>(
             let mut g0 = 0;
             while g0 < group {
                 let gn = (group - g0).min(3);
-                let kc = k[c * cb + 32 * h * es..(c + 1) * cb].as_ptr();
+                let kc = k[c * cs + 32 * h * es..c * cs + cb].as_ptr();
                 let qp = q[g0 * hd..].as_ptr();
                 let op = scores[g0 * stride + c * KV_CHUNK + 32 * h..].as_mut_ptr();
                 // SAFETY: only reachable via `kernels`, which checked the AVX2
@@ -811,11 +833,12 @@ fn y_values<const F16: bool>(
     stride: usize,
     v: &[u8],
     len: usize,
+    cs: usize,
     cols: Cols,
     out: &mut [f32],
 ) {
     if !hd.is_multiple_of(8) {
-        return crate::attn::values_fallback(F16, hd, group, probs, stride, v, len, cols, out);
+        return crate::attn::values_fallback(F16, hd, group, probs, stride, v, len, cs, cols, out);
     }
     let es = if F16 { 2 } else { 4 };
     let w = cols.width();
@@ -832,7 +855,7 @@ fn y_values<const F16: bool>(
                 ($g:literal, $n:literal) => {
                     // SAFETY: only reachable via `kernels`, which checked the
                     // AVX2 tier; as in `z_values`, with 8-element vectors.
-                    unsafe { y_values_tile::<$g, $n, F16>(hd, w, len, pp, stride, vp, op) }
+                    unsafe { y_values_tile::<$g, $n, F16>(hd, w, len, cs, pp, stride, vp, op) }
                 };
             }
             match (gn, nv) {
@@ -859,11 +882,13 @@ fn y_values<const F16: bool>(
 ///
 /// # Safety
 /// As [`z_values_tile`], with AVX2 tier features and 8-element vectors.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn y_values_tile<const G: usize, const NV: usize, const F16: bool>(
     hd: usize,
     ow: usize,
     len: usize,
+    cs: usize,
     p: *const f32,
     stride: usize,
     v: *const u8,
@@ -873,13 +898,17 @@ unsafe fn y_values_tile<const G: usize, const NV: usize, const F16: bool>(
     let mut acc = [[_mm256_setzero_ps(); NV]; G];
     // SAFETY: caller's contract.
     unsafe {
-        for pos in 0..len {
-            let row = v.add(pos * hd * es);
-            let vv: [__m256; NV] = core::array::from_fn(|j| yload::<F16>(row.add(8 * j * es)));
-            for (g, a) in acc.iter_mut().enumerate() {
-                let w = _mm256_set1_ps(*p.add(g * stride + pos));
-                for (aj, &vj) in a.iter_mut().zip(&vv) {
-                    *aj = _mm256_fmadd_ps(vj, w, *aj);
+        for c in 0..len.div_ceil(KV_CHUNK) {
+            let base = v.add(c * cs);
+            for j in 0..(len - c * KV_CHUNK).min(KV_CHUNK) {
+                let row = base.add(j * hd * es);
+                let vv: [__m256; NV] = core::array::from_fn(|i| yload::<F16>(row.add(8 * i * es)));
+                let pos = c * KV_CHUNK + j;
+                for (g, a) in acc.iter_mut().enumerate() {
+                    let w = _mm256_set1_ps(*p.add(g * stride + pos));
+                    for (aj, &vj) in a.iter_mut().zip(&vv) {
+                        *aj = _mm256_fmadd_ps(vj, w, *aj);
+                    }
                 }
             }
         }
