@@ -1198,7 +1198,8 @@ impl Exec<'_, '_> {
         let sh = self.sh;
         let hp = &sh.model.hp;
         let (hd, kvd) = (hp.head_dim, hp.kv_dim());
-        let ty = sh.plan.config.kv_type.ggml();
+        let geom = sh.attn_geom()?;
+        let ty = geom.ty;
         let mut kv = write(&sh.kv);
         let (kc, vc) = &mut *kv;
         let kc: &mut [u8] = bytemuck::cast_slice_mut(&mut kc[..]);
@@ -1206,7 +1207,8 @@ impl Exec<'_, '_> {
         for j in 0..n {
             let pos = pos0 + j;
             for h in 0..hp.n_head_kv {
-                let span = kv_chunk_span(sh, layer, h, pos)?;
+                let c = pos / KV_CHUNK;
+                let span = geom.chunks(layer, h, c..c + 1);
                 let (kchunk, vchunk) = (&mut kc[span.clone()], &mut vc[span]);
                 // A new chunk starts clean, so that the keys past the end
                 // (scored, then ignored) never hold stale values.
@@ -1236,40 +1238,25 @@ impl Exec<'_, '_> {
             return;
         }
         let sh = self.sh;
-        let hp = &sh.model.hp;
-        let ty = sh.plan.config.kv_type.ggml();
+        let Ok(geom) = sh.attn_geom() else {
+            return;
+        };
         let kv = read(&sh.kv);
         let kc: &[u8] = bytemuck::cast_slice(&kv.0[..]);
         let vc: &[u8] = bytemuck::cast_slice(&kv.1[..]);
         for pos in pos0..pos0 + n {
-            for h in 0..hp.n_head_kv {
-                let Ok(span) = kv_chunk_span(sh, layer, h, pos) else {
-                    return;
-                };
+            for h in 0..geom.nkv {
+                let c = pos / KV_CHUNK;
+                let span = geom.chunks(layer, h, c..c + 1);
                 let (Some(k), Some(v)) = (kc.get(span.clone()), vc.get(span)) else {
                     return;
                 };
-                if ember_quant::kv_prefetch(ty, hp.head_dim, k, v, pos % KV_CHUNK).is_err() {
+                if ember_quant::kv_prefetch(geom.ty, geom.hd, k, v, pos % KV_CHUNK).is_err() {
                     return;
                 }
             }
         }
     }
-}
-
-/// The bytes of the cache chunk that holds position `pos` of KV head `h`
-/// in `layer` (keys and values alike).
-fn kv_chunk_span(
-    sh: &Shared<'_>,
-    layer: usize,
-    h: usize,
-    pos: usize,
-) -> Result<std::ops::Range<usize>> {
-    let hp = &sh.model.hp;
-    let cb = KV_CHUNK * sh.plan.config.kv_type.pos_bytes(hp.head_dim)?;
-    let cs = hp.n_layer * hp.n_head_kv * cb;
-    let at = kv_chunk_at(cs, cb, hp.n_head_kv, layer, h, pos / KV_CHUNK);
-    Ok(at..at + cb)
 }
 
 /// Where chunk `c` (positions `64c..64c + 64`) of KV head `h` in `layer`
