@@ -45,8 +45,15 @@
 //! multiply-add per block is rounded differently on tiers with FMA (within
 //! the stated bound of the reference). Value sums add `w · (d_b · v_q)` in
 //! f32 (the product `d_b · v_q` is exact), positions in order, as
-//! llama.cpp converts quantized values to f32 to sum them. AVX-512 (with
-//! VNNI) and AVX2 have their own Q8_0 kernels. On aarch64 the value sums
+//! llama.cpp converts quantized values to f32 to sum them. The AVX-512
+//! tier instead sums the int8 quants exactly against the weights `w · d_b`
+//! rounded to 16 bits: per chunk, head and block, `w · d_b ≈ s · r` with
+//! `s` the largest `|w · d_b|` of the chunk over 32767 and `r` an i16, so
+//! each weight is off by at most `s / 2` (`2^-16` of the chunk's largest,
+//! finer than the f16 rounding llama.cpp gives an F16 cache's
+//! probabilities), and the conformance tests allow that on top of the f32
+//! bound; a NaN weight still reaches its outputs. AVX-512 (with VNNI) and
+//! AVX2 have their own Q8_0 kernels. On aarch64 the value sums
 //! have a NEON kernel on every tier and the scores use `sdot` from the
 //! dotprod tier up; the NEON tier's scores (a Pi 4) and the scalar tier
 //! compile one portable source, written over whole 64-position chunks so

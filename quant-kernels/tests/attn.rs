@@ -221,6 +221,10 @@ fn q8_0_cache_matches_f64_oracle() {
             }
             let mut kd = vec![0f32; span * hd];
             let mut vd = vec![0f32; span * hd];
+            // The values' scales and quants, for the bound on the weights'
+            // rounding below.
+            let mut vs = vec![0f32; span * nb];
+            let mut vi = vec![0f32; span * hd];
             for p in 0..len {
                 let (c, j) = (p / KV_CHUNK, p % KV_CHUNK);
                 let amp = 0.1 + 4.0 * rng.f().abs();
@@ -238,7 +242,9 @@ fn q8_0_cache_matches_f64_oracle() {
                     let dv = f32_at(vblk, j);
                     // Keys: quants in groups of four dimensions per position.
                     kd[p * hd + d] = dk * (kq[((d / 4) * KV_CHUNK + j) * 4 + d % 4] as i8) as f32;
-                    vd[p * hd + d] = dv * (vblk[4 * KV_CHUNK + 32 * j + d % 32] as i8) as f32;
+                    vi[p * hd + d] = (vblk[4 * KV_CHUNK + 32 * j + d % 32] as i8) as f32;
+                    vd[p * hd + d] = dv * vi[p * hd + d];
+                    vs[p * nb + b] = dv;
                     for (src, dec, dd) in [(&kr, &kd, dk), (&vr, &vd, dv)] {
                         let amax = src[32 * b..32 * b + 32]
                             .iter()
@@ -283,9 +289,24 @@ fn q8_0_cache_matches_f64_oracle() {
                                 .map(|p| probs[g * stride + p] as f64 * vd[p * hd + d] as f64);
                             let want: f64 = terms.clone().sum();
                             let abs: f64 = terms.map(f64::abs).sum();
+                            // A tier may round each weight `p · d` to a
+                            // 16-bit step of its chunk's largest (module
+                            // `attn`): half a step times the quant.
+                            let b = d / 32;
+                            let steps: f64 = (0..nch)
+                                .map(|c| {
+                                    let ps = c * KV_CHUNK..len.min((c + 1) * KV_CHUNK);
+                                    let m = ps
+                                        .clone()
+                                        .map(|p| (probs[g * stride + p] * vs[p * nb + b]).abs())
+                                        .fold(0f32, f32::max);
+                                    let q: f64 = ps.map(|p| f64::from(vi[p * hd + d].abs())).sum();
+                                    f64::from(m) / 65534.0 * q
+                                })
+                                .sum();
                             let got = out[g * hd + d] as f64;
                             assert!(
-                                (got - want).abs() <= tol(len, abs),
+                                (got - want).abs() <= tol(len, abs) + steps * (1.0 + 1e-6),
                                 "{t} hd {hd} group {group} len {len}: out[{g}][{d}] {got} vs {want}"
                             );
                         }
@@ -381,5 +402,37 @@ fn assert_cols_match(
             &mut part,
         );
         assert!(r.is_err());
+    }
+}
+
+/// A NaN probability reaches the value sums of its query, and only its,
+/// on every tier and cache type (a kernel that rescales or quantizes the
+/// weights must not lose it).
+#[test]
+fn nan_probability_reaches_its_sums() {
+    let (hd, group, len) = (64usize, 3usize, 100usize);
+    let mut rng = Rng(0x5EED_0A17);
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
+        let cb = KV_CHUNK * kv_pos_bytes(ty, hd).unwrap();
+        let nch = len.div_ceil(KV_CHUNK);
+        let mut vb = vec![0u8; nch * cb];
+        for p in 0..len {
+            let row: Vec<f32> = (0..hd).map(|_| rng.f()).collect();
+            let c = p / KV_CHUNK;
+            kv_write_value(ty, hd, &mut vb[c * cb..(c + 1) * cb], p % KV_CHUNK, &row).unwrap();
+        }
+        let stride = nch * KV_CHUNK;
+        let mut probs = vec![1.0 / len as f32; group * stride];
+        probs[stride + 70] = f32::NAN;
+        for t in tiers() {
+            let mut out = vec![0f32; group * hd];
+            attn_values_with(t, ty, hd, group, &probs, stride, &vb, cb, len, &mut out).unwrap();
+            for g in 0..group {
+                for d in 0..hd {
+                    let o = out[g * hd + d];
+                    assert_eq!(o.is_nan(), g == 1, "{t} {ty} [{g}][{d}] = {o}");
+                }
+            }
+        }
     }
 }

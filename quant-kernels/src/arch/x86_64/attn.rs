@@ -67,9 +67,16 @@ pub(crate) fn q8_kernels(t: Tier) -> Option<Q8Kernels> {
             } else {
                 y_scores
             },
-            values: |hd, g, p, st, v, len, cs, cols, o| {
-                // SAFETY: the AVX-512 tier's features were checked above.
-                unsafe { z_values_q8(hd, g, p, st, v, len, cs, cols, o) }
+            values: if super::has("avx512vnni") {
+                |hd, g, p, st, v, len, cs, cols, o| {
+                    // SAFETY: the AVX-512 tier's features and VNNI were checked above.
+                    unsafe { z_values_q8_vnni(hd, g, p, st, v, len, cs, cols, o) }
+                }
+            } else {
+                |hd, g, p, st, v, len, cs, cols, o| {
+                    // SAFETY: the AVX-512 tier's features were checked above.
+                    unsafe { z_values_q8(hd, g, p, st, v, len, cs, cols, o) }
+                }
             },
         }),
         Tier::Avx2 | Tier::Avx512 if super::has_avx2_tier() => Some(Q8Kernels {
@@ -127,39 +134,43 @@ unsafe fn z_scores_q8(
     let (qp, dp) = (qq.as_ptr(), qd.as_ptr());
     for c in 0..nch {
         let kc = k[c * cs..c * cs + cb].as_ptr();
-        for half in 0..2 {
-            let op = scores[c * KV_CHUNK + 32 * half..].as_mut_ptr();
-            macro_rules! go {
-                ($g:literal) => {
-                    // SAFETY: the chunk holds cb bytes (scales, then hd/4
-                    // rows of 64 positions × 4 quants), qq gn·hd quants and
-                    // qd gn·nb scales, scores gn rows of `stride` (≥ this
-                    // chunk's end) from `op`.
-                    unsafe {
-                        z_scores_q8_tile::<$g>(hd, nb, qp, dp, &bias, kc, cs, half, op, stride)
-                    }
-                };
+        let op = scores[c * KV_CHUNK..].as_mut_ptr();
+        macro_rules! go {
+            ($g:literal, $p:literal, $part:expr) => {
+                // SAFETY: the chunk holds cb bytes (scales, then hd/4 rows
+                // of 64 positions × 4 quants), qq gn·hd quants and qd gn·nb
+                // scales, scores gn rows of `stride` (≥ this chunk's end)
+                // from `op`.
+                unsafe {
+                    z_scores_q8_tile::<$g, $p>(hd, nb, qp, dp, &bias, kc, cs, $part, op, stride)
+                }
+            };
+        }
+        // Three queries or fewer take the whole chunk at once, so each
+        // 256-byte row is read in order; four take it in halves (their
+        // 32 accumulators would not fit in registers).
+        match gn {
+            4 => {
+                go!(4, 2, 0);
+                go!(4, 2, 1);
             }
-            match gn {
-                4 => go!(4),
-                3 => go!(3),
-                2 => go!(2),
-                _ => go!(1),
-            }
+            3 => go!(3, 4, 0),
+            2 => go!(2, 4, 0),
+            _ => go!(1, 4, 0),
         }
     }
 }
 
-/// 32 positions (`half` of a chunk) × `G` queries.
+/// `16 · P` positions (part `part` of a chunk) × `G` queries.
 ///
 /// # Safety
 /// AVX-512 tier features and VNNI; `kc` holds a whole Q8_0 key chunk (the
 /// head's next chunks `cs` bytes apart, prefetched only), `qq` `G · hd`
-/// quants, `qd` `G · nb` scales, `out + g · stride` 32 writable f32 for
+/// quants, `qd` `G · nb` scales, `out + g · stride` 64 writable f32 for
 /// each `g < G`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn z_scores_q8_tile<const G: usize>(
+unsafe fn z_scores_q8_tile<const G: usize, const P: usize>(
     hd: usize,
     nb: usize,
     qq: *const i8,
@@ -167,66 +178,116 @@ unsafe fn z_scores_q8_tile<const G: usize>(
     bias: &[[i32; Q8_TILE]; MAX_ROW_BLOCKS],
     kc: *const u8,
     cs: usize,
-    half: usize,
+    part: usize,
     out: *mut f32,
     stride: usize,
 ) {
-    let mut s = [[_mm512_setzero_ps(); 2]; G];
+    let mut s = [[_mm512_setzero_ps(); P]; G];
     let flip = _mm512_set1_epi8(-128);
     // SAFETY: caller's contract; every access is within the stated extents.
     unsafe {
-        let qs = kc.add(4 * nb * KV_CHUNK + 4 * 32 * half);
-        let sc = kc.add(4 * 32 * half).cast::<f32>();
+        let qs = kc.add(4 * nb * KV_CHUNK + 64 * P * part);
+        let sc = kc.add(64 * P * part).cast::<f32>();
+        let out = out.add(16 * P * part);
         for (b, bias_b) in bias.iter().enumerate().take(nb) {
-            // This block's scales in the chunk after next (never faults).
-            _mm_prefetch::<_MM_HINT_T1>(
-                sc.add(b * KV_CHUNK)
-                    .cast::<u8>()
-                    .wrapping_add(2 * cs)
-                    .cast(),
-            );
-            let mut acc = [[_mm512_setzero_si512(); 2]; G];
+            // This block's scales (P lines) in the chunk after next (never
+            // faults).
+            for l in 0..P {
+                _mm_prefetch::<_MM_HINT_T1>(
+                    sc.add(b * KV_CHUNK + 16 * l)
+                        .cast::<u8>()
+                        .wrapping_add(2 * cs)
+                        .cast(),
+                );
+            }
+            // Each sum starts at `−128 · Σ q`, the bias the flipped keys add.
+            let mut acc: [[__m512i; P]; G] =
+                core::array::from_fn(|g| [_mm512_set1_epi32(-bias_b[g]); P]);
             for d4 in 8 * b..8 * (b + 1) {
                 let row = qs.add(d4 * 4 * KV_CHUNK);
-                // The same 128 bytes of the chunk after next.
-                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cs).cast());
-                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cs + 64).cast());
-                let k0 = _mm512_xor_si512(_mm512_loadu_si512(row.cast()), flip);
-                let k1 = _mm512_xor_si512(_mm512_loadu_si512(row.add(64).cast()), flip);
+                let k: [__m512i; P] = core::array::from_fn(|v| {
+                    // The same 64 bytes of the chunk after next.
+                    _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cs + 64 * v).cast());
+                    _mm512_xor_si512(_mm512_loadu_si512(row.add(64 * v).cast()), flip)
+                });
                 for (g, a) in acc.iter_mut().enumerate() {
                     let qv =
                         _mm512_set1_epi32(qq.add(g * hd + 4 * d4).cast::<i32>().read_unaligned());
-                    a[0] = _mm512_dpbusd_epi32(a[0], k0, qv);
-                    a[1] = _mm512_dpbusd_epi32(a[1], k1, qv);
+                    for (av, kv) in a.iter_mut().zip(&k) {
+                        *av = _mm512_dpbusd_epi32(*av, *kv, qv);
+                    }
                 }
             }
-            let d0 = _mm512_loadu_ps(sc.add(b * KV_CHUNK));
-            let d1 = _mm512_loadu_ps(sc.add(b * KV_CHUNK + 16));
             for (g, (sg, a)) in s.iter_mut().zip(&acc).enumerate() {
                 let e = _mm512_set1_ps(*qd.add(g * nb + b));
-                let corr = _mm512_set1_epi32(bias_b[g]);
-                let i0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[0], corr));
-                let i1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[1], corr));
-                sg[0] = _mm512_fmadd_ps(_mm512_mul_ps(d0, e), i0, sg[0]);
-                sg[1] = _mm512_fmadd_ps(_mm512_mul_ps(d1, e), i1, sg[1]);
+                for (v, (sv, av)) in sg.iter_mut().zip(a).enumerate() {
+                    let d = _mm512_loadu_ps(sc.add(b * KV_CHUNK + 16 * v));
+                    *sv = _mm512_fmadd_ps(_mm512_mul_ps(d, e), _mm512_cvtepi32_ps(*av), *sv);
+                }
             }
         }
         for (g, sg) in s.iter().enumerate() {
-            _mm512_storeu_ps(out.add(g * stride), sg[0]);
-            _mm512_storeu_ps(out.add(g * stride + 16), sg[1]);
+            for (v, sv) in sg.iter().enumerate() {
+                _mm512_storeu_ps(out.add(g * stride + 16 * v), *sv);
+            }
         }
     }
 }
 
-/// Q8_0 value sums on AVX-512: a tile is one block (32 columns, two
-/// vectors) × up to 4 heads in registers over all positions; each block row
-/// is widened and scaled once per tile.
+/// Q8_0 value sums on AVX-512 with VNNI (`vpdpwssd`): see
+/// [`z_values_q8_tile`].
+///
+/// # Safety
+/// The AVX-512 tier's features and VNNI; sizes as `crate::attn` validates
+/// them.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn z_values_q8_vnni(
+    hd: usize,
+    group: usize,
+    probs: &[f32],
+    stride: usize,
+    v: &[u8],
+    len: usize,
+    cs: usize,
+    cols: Cols,
+    out: &mut [f32],
+) {
+    // SAFETY: this function's contract.
+    unsafe { z_values_q8_impl::<true>(hd, group, probs, stride, v, len, cs, cols, out) }
+}
+
+/// Q8_0 value sums on AVX-512 without VNNI (`vpmaddwd` and an add in place
+/// of `vpdpwssd`, the same exact sums).
 ///
 /// # Safety
 /// The AVX-512 tier's features; sizes as `crate::attn` validates them.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
 unsafe fn z_values_q8(
+    hd: usize,
+    group: usize,
+    probs: &[f32],
+    stride: usize,
+    v: &[u8],
+    len: usize,
+    cs: usize,
+    cols: Cols,
+    out: &mut [f32],
+) {
+    // SAFETY: this function's contract.
+    unsafe { z_values_q8_impl::<false>(hd, group, probs, stride, v, len, cs, cols, out) }
+}
+
+/// Q8_0 value sums on AVX-512: a tile is one block (32 columns, two
+/// vectors) or two × up to 4 heads over all positions.
+///
+/// # Safety
+/// The AVX-512 tier's features, and VNNI if `VNNI`; sizes as `crate::attn`
+/// validates them.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn z_values_q8_impl<const VNNI: bool>(
     _hd: usize,
     group: usize,
     probs: &[f32],
@@ -253,7 +314,7 @@ unsafe fn z_values_q8(
                     // bytes apart, each with blocks b.. (`$nb` of them) at
                     // b·V_BLOCK_BYTES; probs gn rows of `stride` ≥ len; out
                     // gn rows of w from block b's first column.
-                    unsafe { z_values_q8_tile::<$g, $nb>(cs, w, len, pp, stride, vp, op) }
+                    unsafe { z_values_q8_tile::<$g, $nb, VNNI>(cs, w, len, pp, stride, vp, op) }
                 };
             }
             match (gn, two) {
@@ -274,13 +335,21 @@ unsafe fn z_values_q8(
 
 /// `G` heads × `NB` blocks' 32 columns over all `len` positions.
 ///
+/// Per chunk, each (head, block)'s weights `p · d` are quantized to i16
+/// against their largest magnitude in the chunk (`w ≈ m/32767 · q`), and
+/// the int8 values are summed against them exactly with `vpdpwssd`, two
+/// positions to a lane: a third of the instructions of widening every
+/// value to f32. The i32 sums are scaled back into f32 per chunk. Each
+/// weight is off by at most `m / 65534`, finer than the f16 rounding the
+/// F16 cache's probabilities get (see `crate::attn`).
+///
 /// # Safety
-/// AVX-512 tier features; `v + c·cs` is the first block's part of value
-/// chunk `c` for `c < len.div_ceil(64)`, the others following; `p +
-/// g·stride` has `len` f32 and `out + g·ow` `32·NB` writable f32 for each
-/// `g < G`.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-unsafe fn z_values_q8_tile<const G: usize, const NB: usize>(
+/// AVX-512 tier features, and VNNI if `VNNI`; `v + c·cs` is the first
+/// block's part of value chunk `c` for `c < len.div_ceil(64)`, the others
+/// following; `p + g·stride` has `len` f32 and `out + g·ow` `32·NB`
+/// writable f32 for each `g < G`.
+#[inline(always)]
+unsafe fn z_values_q8_tile<const G: usize, const NB: usize, const VNNI: bool>(
     cs: usize,
     ow: usize,
     len: usize,
@@ -289,22 +358,30 @@ unsafe fn z_values_q8_tile<const G: usize, const NB: usize>(
     v: *const u8,
     out: *mut f32,
 ) {
-    let mut acc = [[[_mm512_setzero_ps(); 2]; NB]; G];
-    // Per chunk, the weights `p · d` of each (head, block, position): the
-    // block's 64 scales are contiguous, so this is 4·G·NB vector products,
-    // and the inner loop is then one widened row and G·NB FMAs a position.
-    let mut pd = [[[0f32; KV_CHUNK]; NB]; G];
+    // Per chunk, each (head, block)'s quantized weights and their step.
+    let mut qw = [[[0i16; KV_CHUNK]; NB]; G];
+    let mut unq = [[0f32; NB]; G];
     // SAFETY: caller's contract; every access is within the stated extents.
     unsafe {
+        // f32 sums, each vector's columns in `vpunpck*wd` order (undone at
+        // the end): [0] holds columns 0–3, 8–11, 16–19, 24–27, [1] the rest.
+        let mut acc = [[[_mm512_setzero_ps(); 2]; NB]; G];
         for c in 0..len.div_ceil(KV_CHUNK) {
             let n = (len - c * KV_CHUNK).min(KV_CHUNK);
-            for (g, pg) in pd.iter_mut().enumerate() {
-                for (bi, pb) in pg.iter_mut().enumerate() {
+            for bi in 0..NB {
+                // The next chunk's scales (never faults).
+                let sc = v.add(c * cs + bi * V_BLOCK_BYTES).wrapping_add(cs);
+                for l in 0..4 {
+                    _mm_prefetch::<_MM_HINT_T1>(sc.wrapping_add(64 * l).cast());
+                }
+            }
+            for g in 0..G {
+                for bi in 0..NB {
                     let sc = v.add(c * cs + bi * V_BLOCK_BYTES).cast::<f32>();
                     let pp = p.add(g * stride + c * KV_CHUNK);
-                    for i in 0..KV_CHUNK / 16 {
-                        // Past `len` the products are never used (and the
-                        // probabilities there are only padding).
+                    // Past `len` the weights are zero (the probabilities
+                    // there are only padding, the scales maybe not written).
+                    let w: [__m512; KV_CHUNK / 16] = core::array::from_fn(|i| {
                         let m: __mmask16 = if 16 * i >= n {
                             0
                         } else if 16 * i + 16 <= n {
@@ -312,36 +389,78 @@ unsafe fn z_values_q8_tile<const G: usize, const NB: usize>(
                         } else {
                             (1u16 << (n - 16 * i)) - 1
                         };
-                        let pv = _mm512_maskz_loadu_ps(m, pp.add(16 * i));
-                        let dv = _mm512_maskz_loadu_ps(m, sc.add(16 * i));
-                        _mm512_storeu_ps(pb.as_mut_ptr().add(16 * i), _mm512_mul_ps(pv, dv));
+                        _mm512_mul_ps(
+                            _mm512_maskz_loadu_ps(m, pp.add(16 * i)),
+                            _mm512_maskz_loadu_ps(m, sc.add(16 * i)),
+                        )
+                    });
+                    let amax = _mm512_reduce_max_ps(_mm512_max_ps(
+                        _mm512_max_ps(_mm512_abs_ps(w[0]), _mm512_abs_ps(w[1])),
+                        _mm512_max_ps(_mm512_abs_ps(w[2]), _mm512_abs_ps(w[3])),
+                    ));
+                    let nan = w
+                        .iter()
+                        .any(|x| _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(*x, *x) != 0);
+                    let (scale, back) = if nan || amax.is_infinite() {
+                        // Let it reach the output, as the f32 sums would.
+                        (0.0, f32::NAN)
+                    } else if amax > 0.0 {
+                        (32767.0 / amax, amax / 32767.0)
+                    } else {
+                        (0.0, 0.0)
+                    };
+                    unq[g][bi] = back;
+                    let sv = _mm512_set1_ps(scale);
+                    for (i, wi) in w.iter().enumerate() {
+                        let q = _mm512_cvtps_epi32(_mm512_mul_ps(*wi, sv));
+                        _mm256_storeu_si256(
+                            qw[g][bi].as_mut_ptr().add(16 * i).cast(),
+                            _mm512_cvtepi32_epi16(q),
+                        );
                     }
                 }
             }
-            for j in 0..n {
-                let vf: [[__m512; 2]; NB] = core::array::from_fn(|bi| {
+            let mut ia = [[[_mm512_setzero_si512(); 2]; NB]; G];
+            // Pairs of positions; an odd `n`'s last pair reads one row past
+            // it, inside the chunk, against a zero weight.
+            for j in (0..n).step_by(2) {
+                let vp: [[__m512i; 2]; NB] = core::array::from_fn(|bi| {
                     let row = v.add(c * cs + bi * V_BLOCK_BYTES + 4 * KV_CHUNK + 32 * j);
-                    // The same row of the next chunk (never faults).
+                    // The same rows of the next chunk (never faults).
                     _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(cs).cast());
-                    core::array::from_fn(|h| {
-                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-                            row.add(16 * h).cast(),
-                        )))
-                    })
+                    let a = _mm512_cvtepi8_epi16(_mm256_loadu_si256(row.cast()));
+                    let b = _mm512_cvtepi8_epi16(_mm256_loadu_si256(row.add(32).cast()));
+                    [_mm512_unpacklo_epi16(a, b), _mm512_unpackhi_epi16(a, b)]
                 });
-                for (a, pg) in acc.iter_mut().zip(&pd) {
-                    for ((ab, vb), pb) in a.iter_mut().zip(&vf).zip(pg) {
-                        let w = _mm512_set1_ps(pb[j]);
-                        ab[0] = _mm512_fmadd_ps(vb[0], w, ab[0]);
-                        ab[1] = _mm512_fmadd_ps(vb[1], w, ab[1]);
+                for (ig, qg) in ia.iter_mut().zip(&qw) {
+                    for ((ib, vb), qb) in ig.iter_mut().zip(&vp).zip(qg) {
+                        let wp =
+                            _mm512_set1_epi32(qb.as_ptr().add(j).cast::<i32>().read_unaligned());
+                        for (a, x) in ib.iter_mut().zip(vb) {
+                            *a = if VNNI {
+                                _mm512_dpwssd_epi32(*a, *x, wp)
+                            } else {
+                                _mm512_add_epi32(*a, _mm512_madd_epi16(*x, wp))
+                            };
+                        }
                     }
+                }
+            }
+            for ((ag, ig), ug) in acc.iter_mut().zip(&ia).zip(&unq) {
+                for ((ab, ib), &u) in ag.iter_mut().zip(ig).zip(ug) {
+                    let uv = _mm512_set1_ps(u);
+                    ab[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ib[0]), uv, ab[0]);
+                    ab[1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ib[1]), uv, ab[1]);
                 }
             }
         }
+        let lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+        let hi = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
         for (g, a) in acc.iter().enumerate() {
             for (bi, ab) in a.iter().enumerate() {
-                _mm512_storeu_ps(out.add(g * ow + 32 * bi), ab[0]);
-                _mm512_storeu_ps(out.add(g * ow + 32 * bi + 16), ab[1]);
+                let o = out.add(g * ow + 32 * bi);
+                _mm512_storeu_ps(o, _mm512_permutex2var_ps(ab[0], lo, ab[1]));
+                _mm512_storeu_ps(o.add(16), _mm512_permutex2var_ps(ab[0], hi, ab[1]));
             }
         }
     }
