@@ -6,15 +6,26 @@
 //! bytes of cache read:
 //! - `head`: one KV head at depth 1024, warm in cache;
 //! - `token`: the 90 KV heads (30 layers × 3) of a whole token at depth
-//!   1024, each its own buffer (24 MB for F16), as decode streams them.
+//!   1024 (24 MB for F16), as decode streams them.
+//!
+//! The cache is laid out as the runtime lays it out: one buffer each for
+//! keys and values, `[chunk][head]`, in 2 MiB pages (see [`Token`]).
 //!
 //! A summary is printed first (skip it with `EMBER_BENCH_SUMMARY=0`): ms per
 //! token and GB/s for `token` warm (the same 90 heads again and again, so
-//! they sit in a large L3) and cold (`EMBER_ATTN_COLD` sets of 90 heads, 16
+//! they sit in a large L3) and cold (`EMBER_ATTN_COLD` tokens' caches, 16
 //! by default: 380 MB for F16, visited in turn so that each comes from
-//! DRAM, as in a model whose weights stream through the caches between two
-//! visits). `EMBER_ATTN_ONLY=scores` or `=values` times one of the two
+//! DRAM). `EMBER_ATTN_ONLY=scores` or `=values` times one of the two
 //! products alone (and counts only its bytes).
+//!
+//! `EMBER_ATTN_MODEL=1` adds decode-like tokens: per layer a gemv over that
+//! layer's share of the default model's weights (Q4_1, 84 MB a token), then
+//! the layer's attention, with the gemvs and the attention timed apart. The
+//! cache is then cold only as it is in the model, where the weights stream
+//! through the caches between two visits, and the gemvs show what reading
+//! the cache costs them. A row with only a plain read of the same bytes in
+//! the same order (the roofline's read probe) gives the least any attention
+//! kernel could add.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
