@@ -45,8 +45,8 @@
 //! multiply-add per block is rounded differently on tiers with FMA (within
 //! the stated bound of the reference). Value sums add `w · (d_b · v_q)` in
 //! f32 (the product `d_b · v_q` is exact), positions in order, as
-//! llama.cpp converts quantized values to f32 to sum them. The AVX-512
-//! tier instead sums the int8 quants exactly against the weights `w · d_b`
+//! llama.cpp converts quantized values to f32 to sum them. The x86-64
+//! tiers instead sum the int8 quants exactly against the weights `w · d_b`
 //! rounded to 16 bits: per chunk, head and block, `w · d_b ≈ s · r` with
 //! `s` the largest `|w · d_b|` of the chunk over 32767 and `r` an i16, so
 //! each weight is off by at most `s / 2` (`2^-16` of the chunk's largest,

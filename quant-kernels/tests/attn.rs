@@ -436,3 +436,49 @@ fn nan_probability_reaches_its_sums() {
         }
     }
 }
+
+/// The x86-64 tiers round the same Q8_0 value weights and add in the same
+/// order, so their value sums agree bit for bit (`docs/kernels.md`).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn x86_q8_0_value_sums_agree_bit_for_bit() {
+    let ty = GgmlType::Q8_0;
+    let x86: Vec<Tier> = tiers()
+        .into_iter()
+        .filter(|t| matches!(t, Tier::Avx2 | Tier::Avx512))
+        .collect();
+    let mut rng = Rng(0xB17_B17);
+    for &hd in &[32usize, 64, 128] {
+        let cb = KV_CHUNK * kv_pos_bytes(ty, hd).unwrap();
+        for &len in &[1usize, 63, 64, 100, 200] {
+            let nch = len.div_ceil(KV_CHUNK);
+            let mut vb = vec![0u8; nch * cb];
+            for p in 0..len {
+                let amp = 0.1 + 4.0 * rng.f().abs();
+                let row: Vec<f32> = (0..hd).map(|_| rng.f() * amp).collect();
+                let c = p / KV_CHUNK;
+                kv_write_value(ty, hd, &mut vb[c * cb..(c + 1) * cb], p % KV_CHUNK, &row).unwrap();
+            }
+            for &group in &[1usize, 3, 5] {
+                let stride = nch * KV_CHUNK;
+                let probs: Vec<f32> = (0..group * stride).map(|_| rng.f().abs()).collect();
+                let outs: Vec<Vec<u32>> = x86
+                    .iter()
+                    .map(|&t| {
+                        let mut out = vec![0f32; group * hd];
+                        attn_values_with(t, ty, hd, group, &probs, stride, &vb, cb, len, &mut out)
+                            .unwrap();
+                        out.iter().map(|x| x.to_bits()).collect()
+                    })
+                    .collect();
+                for (t, o) in x86.iter().zip(&outs).skip(1) {
+                    assert_eq!(
+                        o, &outs[0],
+                        "{t} vs {}: hd {hd} len {len} group {group}",
+                        x86[0]
+                    );
+                }
+            }
+        }
+    }
+}

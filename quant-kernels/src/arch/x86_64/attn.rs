@@ -242,7 +242,7 @@ unsafe fn z_scores_q8_tile<const G: usize, const P: usize>(
 /// them.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn z_values_q8_vnni(
+pub(super) unsafe fn z_values_q8_vnni(
     hd: usize,
     group: usize,
     probs: &[f32],
@@ -264,7 +264,7 @@ unsafe fn z_values_q8_vnni(
 /// The AVX-512 tier's features; sizes as `crate::attn` validates them.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
-unsafe fn z_values_q8(
+pub(super) unsafe fn z_values_q8(
     hd: usize,
     group: usize,
     probs: &[f32],
@@ -596,7 +596,11 @@ unsafe fn y_values_q8(
     });
 }
 
-/// `G` heads × 16 columns (`half` of a block) over all `len` positions.
+/// `G` heads × 16 columns (`half` of a block) over all `len` positions,
+/// as [`z_values_q8_tile`]: the weights `p · d` of each chunk rounded to
+/// i16 against the chunk's largest (the same weights for both halves of a
+/// block), the int8 quants summed against them exactly, two positions to
+/// a lane (`vpmaddwd`), the i32 sums scaled back into f32 once a chunk.
 ///
 /// # Safety
 /// AVX2 tier features; as [`z_values_q8_tile`], with 16 writable f32 at
@@ -613,30 +617,96 @@ unsafe fn y_values_q8_tile<const G: usize>(
     v: *const u8,
     out: *mut f32,
 ) {
-    let mut acc = [[_mm256_setzero_ps(); 2]; G];
+    let mut qw = [[0i16; KV_CHUNK]; G];
+    let mut unq = [0f32; G];
     // SAFETY: caller's contract; every access is within the stated extents.
     unsafe {
-        for pos in 0..len {
-            let (c, j) = (pos / KV_CHUNK, pos % KV_CHUNK);
+        // f32 sums, each vector's columns in `vpunpck*wd` order (undone at
+        // the end): [0] holds columns 0–3 and 8–11, [1] the rest.
+        let mut acc = [[_mm256_setzero_ps(); 2]; G];
+        for c in 0..len.div_ceil(KV_CHUNK) {
+            let n = (len - c * KV_CHUNK).min(KV_CHUNK);
             let base = v.add(c * cs);
-            let row = base.add(4 * KV_CHUNK + 32 * j + 16 * half);
-            _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(cs).cast());
-            let d = _mm256_set1_ps(*base.cast::<f32>().add(j));
-            let vf: [__m256; 2] = core::array::from_fn(|n| {
-                let x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
-                    row.add(8 * n).cast(),
-                )));
-                _mm256_mul_ps(x, d)
-            });
-            for (g, a) in acc.iter_mut().enumerate() {
-                let w = _mm256_set1_ps(*p.add(g * stride + pos));
-                a[0] = _mm256_fmadd_ps(vf[0], w, a[0]);
-                a[1] = _mm256_fmadd_ps(vf[1], w, a[1]);
+            // The next chunk's scales (never faults).
+            for l in 0..4 {
+                _mm_prefetch::<_MM_HINT_T1>(base.wrapping_add(cs + 64 * l).cast());
+            }
+            let sc = base.cast::<f32>();
+            for (g, (qg, ug)) in qw.iter_mut().zip(unq.iter_mut()).enumerate() {
+                let pp = p.add(g * stride + c * KV_CHUNK);
+                // Past `len` the weights are zero (the probabilities there
+                // are only padding, the scales maybe not written).
+                let w: [__m256; KV_CHUNK / 8] = core::array::from_fn(|i| {
+                    if 8 * i + 8 <= n {
+                        _mm256_mul_ps(
+                            _mm256_loadu_ps(pp.add(8 * i)),
+                            _mm256_loadu_ps(sc.add(8 * i)),
+                        )
+                    } else {
+                        let mut t = [0f32; 8];
+                        for (k, tk) in t.iter_mut().enumerate().take(n.saturating_sub(8 * i)) {
+                            *tk = *pp.add(8 * i + k) * *sc.add(8 * i + k);
+                        }
+                        _mm256_loadu_ps(t.as_ptr())
+                    }
+                });
+                let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
+                let mut m = _mm256_and_ps(w[0], abs);
+                let mut nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(w[0], w[0]);
+                for wi in &w[1..] {
+                    m = _mm256_max_ps(m, _mm256_and_ps(*wi, abs));
+                    nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(*wi, *wi));
+                }
+                let mut lanes = [0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), m);
+                let amax = lanes.iter().fold(0f32, |a, &b| a.max(b));
+                let (scale, back) = if _mm256_movemask_ps(nan) != 0 || amax.is_infinite() {
+                    // Let it reach the output, as the f32 sums would.
+                    (0.0, f32::NAN)
+                } else if amax > 0.0 {
+                    (32767.0 / amax, amax / 32767.0)
+                } else {
+                    (0.0, 0.0)
+                };
+                *ug = back;
+                let sv = _mm256_set1_ps(scale);
+                for (i, pair) in w.chunks_exact(2).enumerate() {
+                    let q0 = _mm256_cvtps_epi32(_mm256_mul_ps(pair[0], sv));
+                    let q1 = _mm256_cvtps_epi32(_mm256_mul_ps(pair[1], sv));
+                    // Saturation never bites (|q| ≤ 32767); the lane
+                    // interleave of `packs` is undone by the permute.
+                    let q = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q0, q1));
+                    _mm256_storeu_si256(qg.as_mut_ptr().add(16 * i).cast(), q);
+                }
+            }
+            let mut ia = [[_mm256_setzero_si256(); 2]; G];
+            // Pairs of positions; an odd `n`'s last pair reads one row past
+            // it, inside the chunk, against a zero weight.
+            for j in (0..n).step_by(2) {
+                let row = base.add(4 * KV_CHUNK + 32 * j + 16 * half);
+                // The same rows of the next chunk (never faults).
+                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(cs).cast());
+                let a = _mm256_cvtepi8_epi16(_mm_loadu_si128(row.cast()));
+                let b = _mm256_cvtepi8_epi16(_mm_loadu_si128(row.add(32).cast()));
+                let x = [_mm256_unpacklo_epi16(a, b), _mm256_unpackhi_epi16(a, b)];
+                for (ig, qg) in ia.iter_mut().zip(&qw) {
+                    let wp = _mm256_set1_epi32(qg.as_ptr().add(j).cast::<i32>().read_unaligned());
+                    for (a, xv) in ig.iter_mut().zip(&x) {
+                        *a = _mm256_add_epi32(*a, _mm256_madd_epi16(*xv, wp));
+                    }
+                }
+            }
+            for ((ag, ig), &u) in acc.iter_mut().zip(&ia).zip(&unq) {
+                let uv = _mm256_set1_ps(u);
+                for (a, i) in ag.iter_mut().zip(ig) {
+                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(*i), uv, *a);
+                }
             }
         }
         for (g, a) in acc.iter().enumerate() {
-            _mm256_storeu_ps(out.add(g * ow), a[0]);
-            _mm256_storeu_ps(out.add(g * ow + 8), a[1]);
+            let o = out.add(g * ow);
+            _mm256_storeu_ps(o, _mm256_permute2f128_ps::<0x20>(a[0], a[1]));
+            _mm256_storeu_ps(o.add(8), _mm256_permute2f128_ps::<0x31>(a[0], a[1]));
         }
     }
 }

@@ -410,3 +410,39 @@ fn q4_k_avx512_gemv_is_the_avx2_bits() {
         }
     }
 }
+
+#[test]
+fn q8_0_values_without_vnni_are_the_vnni_bits() {
+    // `vpmaddwd` + add sums the same exact i16 pairs as `vpdpwssd`; a CPU
+    // with AVX-512 but no VNNI takes that path, so check it here.
+    if !(Tier::Avx512.is_supported() && super::has("avx512vnni")) {
+        return;
+    }
+    let (hd, group) = (64usize, 3usize);
+    let ty = GgmlType::Q8_0;
+    let cb = crate::KV_CHUNK * crate::kv_pos_bytes(ty, hd).unwrap();
+    let mut r = Rng(0x0A11_CE55);
+    for len in [1usize, 64, 65, 130] {
+        let nch = len.div_ceil(crate::KV_CHUNK);
+        let mut v = vec![0u8; nch * cb];
+        for p in 0..len {
+            let row: Vec<f32> = (0..hd).map(|_| r.f()).collect();
+            let c = p / crate::KV_CHUNK;
+            let chunk = &mut v[c * cb..(c + 1) * cb];
+            crate::kv_write_value(ty, hd, chunk, p % crate::KV_CHUNK, &row).unwrap();
+        }
+        let stride = nch * crate::KV_CHUNK;
+        let probs: Vec<f32> = (0..group * stride).map(|_| r.f().abs()).collect();
+        let cols = crate::attn::Cols { c0: 0, c1: hd };
+        let (mut a, mut b) = (vec![0f32; group * hd], vec![0f32; group * hd]);
+        // SAFETY: AVX-512 and VNNI checked above; sizes as crate::attn
+        // validates them (whole chunks, probabilities and outputs sized).
+        unsafe {
+            super::attn::z_values_q8(hd, group, &probs, stride, &v, len, cb, cols, &mut a);
+            super::attn::z_values_q8_vnni(hd, group, &probs, stride, &v, len, cb, cols, &mut b);
+        }
+        for i in 0..group * hd {
+            assert_eq!(a[i].to_bits(), b[i].to_bits(), "len {len} [{i}]");
+        }
+    }
+}
