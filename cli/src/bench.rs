@@ -2,7 +2,7 @@
 
 use crate::common::{load_mode, tier};
 use crate::{model, Failure};
-use ember::{KvType, Model, PlanConfig, Session};
+use ember::{KvType, Model, PlanConfig, Profile, Session, Stage};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -54,6 +54,11 @@ pub struct Args {
     /// report decode against its roofline (bandwidth ÷ weight bytes per token).
     #[arg(long)]
     roofline: bool,
+    /// Also time each stage of the forward pass (norms and q/k/v, attention,
+    /// attention output, FFN up and down, output head) and print ms per
+    /// token for each test (a clock read eight times a layer).
+    #[arg(long)]
+    profile: bool,
     /// 1 (default): map the model file; 0: read it into memory, in huge
     /// pages on Linux (as llama-bench's -mmp; see `ember run --no-mmap`).
     #[arg(long = "mmap", alias = "mmp", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
@@ -150,6 +155,8 @@ struct Row {
     peak_rss: Option<u64>,
     /// Weight bytes read per generated token.
     bytes_per_token: u64,
+    /// Stage times over the measured runs, with `--profile`.
+    profile: Option<Profile>,
 }
 
 impl Row {
@@ -265,13 +272,16 @@ fn bench_config(
             }
             let prompt = tokens(np.max(1), nv, 0x1234 + np as u64);
             let mut samples = Vec::with_capacity(a.reps);
+            let mut profile = Profile::default();
             s.run(|ex| -> Result<(), Failure> {
+                ex.set_profiling(a.profile);
                 // One warm-up run, then the measured ones.
                 for rep in 0..=a.reps {
                     ex.truncate(0);
                     if !depth_tokens.is_empty() {
                         ex.eval(&depth_tokens)?;
                     }
+                    let before = ex.profile();
                     let t1 = Instant::now();
                     if ng == 0 {
                         ex.eval(&prompt)?;
@@ -284,6 +294,7 @@ fn bench_config(
                     }
                     if rep > 0 {
                         samples.push(t1.elapsed().as_nanos() as u64);
+                        profile = profile.add(&ex.profile().since(&before));
                     }
                 }
                 Ok(())
@@ -302,6 +313,7 @@ fn bench_config(
                 load_ms,
                 peak_rss: peak_rss(),
                 bytes_per_token: model.weight_bytes_per_token(),
+                profile: a.profile.then_some(profile),
             });
         }
     }
@@ -393,6 +405,12 @@ pub fn run(a: Args) -> Result<(), Failure> {
                     "read_bandwidth_bytes_per_s": roof(r).map(|x| x.0),
                     "roofline_ts": roof(r).map(|x| x.1),
                     "roofline_fraction": roof(r).map(|x| avg_ts / x.1),
+                    "profile_ms_per_token": r.profile.map(|p| {
+                        Stage::ALL
+                            .iter()
+                            .map(|&st| (st.name().to_string(), json!(p.ms_per_token(st))))
+                            .collect::<serde_json::Map<_, _>>()
+                    }),
                 })
             })
             .collect();
@@ -421,6 +439,36 @@ pub fn run(a: Args) -> Result<(), Failure> {
                     .unwrap_or_else(|| "?".into())
             );
         }
+        if a.profile {
+            print_profile(&rows)?;
+        }
+    }
+    Ok(())
+}
+
+/// `--profile`'s table: ms per token in each stage, per test.
+fn print_profile(rows: &[Row]) -> Result<(), Failure> {
+    outln!("");
+    outln!("ms per token in each stage of the forward pass (the measured runs):");
+    outln!("");
+    let names: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+    outln!("| model | threads | test | {} | total |", names.join(" | "));
+    outln!(
+        "| --- | ---: | ---: |{} ---: |",
+        " ---: |".repeat(names.len())
+    );
+    for r in rows {
+        let Some(p) = r.profile else { continue };
+        let ms: Vec<f64> = Stage::ALL.iter().map(|&s| p.ms_per_token(s)).collect();
+        let cells: Vec<String> = ms.iter().map(|m| format!("{m:.3}")).collect();
+        outln!(
+            "| {} | {} | {} | {} | {:.3} |",
+            r.model_type,
+            r.threads,
+            r.test(),
+            cells.join(" | "),
+            ms.iter().sum::<f64>()
+        );
     }
     Ok(())
 }

@@ -347,3 +347,53 @@ fn perplexity_json() {
     let ppl = v["ppl"].as_f64().unwrap();
     assert!(ppl > 1.0 && ppl < 100.0, "{ppl}");
 }
+
+#[test]
+fn bench_json_has_llama_bench_fields_and_the_profile() {
+    let Some(m) = default_model() else { return };
+    let m = m.to_str().unwrap();
+    let args = ["bench", "-m", m, "-p", "8", "-n", "4", "-r", "2", "-t", "1"];
+    let o = run(&[&args[..], &["-o", "json", "--profile"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "a pp and a tg row");
+    for (r, (np, ng)) in rows.iter().zip([(8, 0), (0, 4)]) {
+        assert_eq!(
+            (r["n_prompt"].as_u64(), r["n_gen"].as_u64()),
+            (Some(np), Some(ng))
+        );
+        assert_eq!(r["n_threads"], 1);
+        assert_eq!(r["samples_ts"].as_array().unwrap().len(), 2);
+        assert!(r["avg_ts"].as_f64().unwrap() > 0.0);
+        let p = r["profile_ms_per_token"].as_object().unwrap();
+        let names = [
+            "embed",
+            "q/k/v",
+            "attention",
+            "attn out",
+            "ffn up",
+            "ffn down",
+            "output",
+        ];
+        assert_eq!(p.len(), names.len());
+        let total: f64 = names.iter().map(|n| p[*n].as_f64().unwrap()).sum();
+        // The stages' ms per token add up to at most the measured time a
+        // token (1000 / tok/s), and to most of it.
+        let ms = 1000.0 / r["avg_ts"].as_f64().unwrap();
+        assert!(
+            total > 0.5 * ms && total < 1.05 * ms,
+            "{total} ms of {ms} ms a token"
+        );
+    }
+    // Without --profile there is no profile; markdown has the stage table.
+    let o = run(&[&args[..], &["-o", "json"]].concat());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v[0]["profile_ms_per_token"].is_null());
+    let o = run(&[&args[..], &["--profile"]].concat());
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        md.contains("| model | threads | test | embed | q/k/v | attention |"),
+        "{md}"
+    );
+}

@@ -266,6 +266,8 @@ impl<'m> Session<'m> {
                 n_logits,
                 xq_key: None,
                 prefetch: None,
+                profiling: false,
+                profile: Profile::default(),
             };
             let r = f(&mut exec);
             exec.post(Job::Quit);
@@ -839,6 +841,102 @@ pub struct Exec<'s, 'a> {
     /// KV cache lines to fetch ahead (layer, tokens, first position) once
     /// the next job is posted: see [`Exec::prefetch_kv`].
     prefetch: Option<(usize, usize, usize)>,
+    /// Whether [`Exec::eval`] times its stages into `profile`.
+    profiling: bool,
+    profile: Profile,
+}
+
+/// The parts of a forward pass that a [`Profile`] times apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stage {
+    /// Embedding rows and the RoPE tables.
+    Embed,
+    /// Per layer: attention norm, q/k/v projections, RoPE, the cache write.
+    Qkv,
+    /// Per layer: scores, softmax and value sums over the cache.
+    Attention,
+    /// Per layer: the attention output projection and the residual.
+    AttnOut,
+    /// Per layer: FFN norm, gate and up projections, SwiGLU.
+    FfnUp,
+    /// Per layer: the down projection and the residual.
+    FfnDown,
+    /// Final norm and the output head.
+    Output,
+}
+
+impl Stage {
+    /// Every stage, in the order a forward pass runs them.
+    pub const ALL: [Stage; 7] = [
+        Stage::Embed,
+        Stage::Qkv,
+        Stage::Attention,
+        Stage::AttnOut,
+        Stage::FfnUp,
+        Stage::FfnDown,
+        Stage::Output,
+    ];
+
+    /// A short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Embed => "embed",
+            Stage::Qkv => "q/k/v",
+            Stage::Attention => "attention",
+            Stage::AttnOut => "attn out",
+            Stage::FfnUp => "ffn up",
+            Stage::FfnDown => "ffn down",
+            Stage::Output => "output",
+        }
+    }
+}
+
+/// Wall time of each [`Stage`] over the batches evaluated while profiling
+/// was on ([`Exec::set_profiling`]), and their tokens. The stages follow
+/// one another on the main thread, so their times add up to the batches'.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// Tokens evaluated.
+    pub tokens: u64,
+    /// Nanoseconds in each stage, indexed by `Stage as usize` (the order
+    /// of [`Stage::ALL`]).
+    pub ns: [u64; 7],
+}
+
+impl Profile {
+    /// Milliseconds a token in `stage` (0 with no tokens).
+    pub fn ms_per_token(&self, stage: Stage) -> f64 {
+        if self.tokens == 0 {
+            0.0
+        } else {
+            self.ns[stage as usize] as f64 / 1e6 / self.tokens as f64
+        }
+    }
+
+    /// What was added since `earlier`, a copy taken from the same session.
+    pub fn since(&self, earlier: &Profile) -> Profile {
+        let mut ns = [0u64; 7];
+        for (d, (a, b)) in ns.iter_mut().zip(self.ns.iter().zip(&earlier.ns)) {
+            *d = a.saturating_sub(*b);
+        }
+        Profile {
+            tokens: self.tokens.saturating_sub(earlier.tokens),
+            ns,
+        }
+    }
+
+    /// The sum of two profiles.
+    pub fn add(&self, other: &Profile) -> Profile {
+        let mut ns = self.ns;
+        for (d, b) in ns.iter_mut().zip(&other.ns) {
+            *d += b;
+        }
+        Profile {
+            tokens: self.tokens + other.tokens,
+            ns,
+        }
+    }
 }
 
 impl std::fmt::Debug for Exec<'_, '_> {
@@ -858,6 +956,27 @@ impl Exec<'_, '_> {
     /// Tokens in the KV cache.
     pub fn n_past(&self) -> usize {
         *self.n_past
+    }
+
+    /// Turns stage timing on or off for the batches evaluated from now on
+    /// (off by default; on, it reads the clock eight times a layer).
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profiling = on;
+    }
+
+    /// The stage times gathered so far (see [`Exec::set_profiling`]).
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    /// Adds the time since `*at` to `stage` and restarts the clock, when
+    /// profiling (`at` is `Some`).
+    fn lap(&mut self, at: &mut Option<std::time::Instant>, stage: Stage) {
+        if let Some(t) = at {
+            let now = std::time::Instant::now();
+            self.profile.ns[stage as usize] += (now - *t).as_nanos() as u64;
+            *t = now;
+        }
     }
 
     /// Forgets everything after the first `n` tokens.
@@ -1068,6 +1187,7 @@ impl Exec<'_, '_> {
         let (d, qd, kvd, ff, hd) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.n_ff, hp.head_dim);
         let pos0 = *self.n_past;
         *self.n_logits = 0;
+        let mut at = self.profiling.then(std::time::Instant::now);
 
         // Embeddings.
         let e = &model.tok_embd;
@@ -1089,6 +1209,7 @@ impl Exec<'_, '_> {
                 ops::rope_cache(cs, pos0 + j, rd, hp.rope_base, hp.rope_freq_scale);
             }
         }
+        self.lap(&mut at, Stage::Embed);
         for (il, l) in model.layers.iter().enumerate() {
             // Attention.
             ops::rmsnorm_rows(
@@ -1132,6 +1253,7 @@ impl Exec<'_, '_> {
                 }
             }
             self.store_kv(il, n, pos0)?;
+            self.lap(&mut at, Stage::Qkv);
             if n == 1 && sh.n_threads > 1 && pos0 + 1 >= SPLIT_ATTN_MIN_LEN {
                 self.post(Job::AttnScores { layer: il, pos0 });
                 self.check_failed()?;
@@ -1143,6 +1265,7 @@ impl Exec<'_, '_> {
                 self.check_failed()?;
                 gather_attn(sh, n, &mut self.xb[..n * qd]);
             }
+            self.lap(&mut at, Stage::Attention);
             self.xq_key = None;
             self.quantize(SRC_ATT, n, qd, l.wo.ty)?;
             self.matmul(&[(l.wo, Out::Hb)], n)?;
@@ -1153,6 +1276,7 @@ impl Exec<'_, '_> {
                 }
                 ops::add(&mut self.x[j * d..(j + 1) * d], y);
             }
+            self.lap(&mut at, Stage::AttnOut);
 
             // Feed-forward.
             ops::rmsnorm_rows(
@@ -1164,6 +1288,7 @@ impl Exec<'_, '_> {
             );
             self.xq_key = None;
             self.ffn_up(l.w_gate, l.w_up, n, d)?;
+            self.lap(&mut at, Stage::FfnUp);
             self.xq_key = None;
             self.quantize(SRC_HB, n, ff, l.w_down.ty)?;
             self.matmul(&[(l.w_down, Out::Xb)], n)?;
@@ -1173,6 +1298,7 @@ impl Exec<'_, '_> {
                     &self.xb[j * d..(j + 1) * d],
                 );
             }
+            self.lap(&mut at, Stage::FfnDown);
         }
 
         // Output head: every token's logits, or the last one's.
@@ -1190,6 +1316,10 @@ impl Exec<'_, '_> {
         self.matmul(&[(model.output, Out::Logits)], m)?;
         *self.n_logits = m;
         *self.n_past = pos0 + n;
+        self.lap(&mut at, Stage::Output);
+        if at.is_some() {
+            self.profile.tokens += n as u64;
+        }
         Ok(())
     }
 

@@ -24,7 +24,7 @@ pub mod kernels {
     pub use ember_quant::{cpu_features, tier, try_tier, CpuFeatures, Tier};
 }
 pub use error::{Error, Result};
-pub use exec::{Exec, Session};
+pub use exec::{Exec, Profile, Session, Stage};
 pub use gguf::LoadMode;
 pub use model::Model;
 pub use plan::{KvType, Plan, PlanConfig};

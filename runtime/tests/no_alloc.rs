@@ -34,7 +34,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn decode_allocs(model: &Model, threads: usize, kv_type: KvType) -> usize {
+fn decode_allocs(model: &Model, threads: usize, kv_type: KvType, profiling: bool) -> usize {
     let mut s = Session::new(
         model,
         PlanConfig {
@@ -61,6 +61,7 @@ fn decode_allocs(model: &Model, threads: usize, kv_type: KvType) -> usize {
         history.extend([19556u32, 905, 28, 339, 1056]);
     }
     s.run(|ex| {
+        ex.set_profiling(profiling);
         ex.eval(&history.clone()).unwrap();
         // One warm-up step, then count 32 more.
         let mut before = 0;
@@ -87,10 +88,13 @@ fn decode_steps_allocate_nothing() {
     let v = std::hint::black_box(vec![1u8; 64]);
     assert!(ALLOCS.load(Ordering::SeqCst) > before && v.len() == 64);
     for threads in [1, 2, 3] {
-        let n = decode_allocs(&model, threads, KvType::F16);
+        let n = decode_allocs(&model, threads, KvType::F16, false);
         eprintln!("{threads} thread(s): {n} allocations in 32 decode steps");
         assert_eq!(n, 0, "{threads} thread(s): decoding allocated {n} times");
     }
-    let n = decode_allocs(&model, 2, KvType::Q8_0);
+    let n = decode_allocs(&model, 2, KvType::Q8_0, false);
     assert_eq!(n, 0, "Q8_0 KV cache: decoding allocated {n} times");
+    // Timing the stages (`ember bench --profile`) allocates nothing either.
+    let n = decode_allocs(&model, 2, KvType::F16, true);
+    assert_eq!(n, 0, "profiling: decoding allocated {n} times");
 }
