@@ -3,7 +3,9 @@
 # Ember and llama.cpp, F16 and Q8_0 KV caches, 1 and 2 threads, in ROUNDS
 # interleaved rounds (the machine is shared: one pass is too noisy). Prints
 # each round's ratios and their medians. Timing is not a test: CI does not
-# run this. Needs the llama.cpp build that ci/bench.sh makes.
+# run this. Needs the llama.cpp build that ci/bench.sh makes. Ember runs
+# with --profile, so the summary also gives, per cache type and thread
+# count, the median ms a token that each stage adds from depth 16 to 1024.
 #   ci/longctx.sh [OUT_DIR]     Env: ROUNDS (4), MODEL (the default model)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,9 +17,17 @@ EMBER=$PWD/target/release/ember
 MODEL=${MODEL:-$($EMBER pull 2>/dev/null | tail -1)}
 [[ -f $MODEL ]] || MODEL=$(ls "${EMBER_HOME:-$HOME/.cache/ember}"/models/*.gguf | head -1)
 LLAMA_BIN=${LLAMA_BIN:-$HOME/.cache/ember-peers/llama.cpp-portable/build/bin}
+# Start the model file from disk, as `ember pull` and ci/bench.sh leave it,
+# so that the first load reads it back into 2 MiB folios (Linux): a file the
+# page cache holds in 4 KiB folios is mapped in 4 KiB pages, and its
+# depth-16 decode, the ratios' denominator, is a quarter slower on this VM
+# (see "Weights in huge pages" in docs/performance.md).
+python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$MODEL" || true
 for r in $(seq "$ROUNDS"); do
   for kv in f16 q8_0; do
-    $EMBER bench -m "$MODEL" -p 0 -n 64 -d 16,1024 -t 1,2 -r 3 -ctk $kv -o json > "$OUT/ember-$kv-$r.json"
+    $EMBER bench -m "$MODEL" -p 0 -n 64 -d 16,1024 -t 1,2 -r 3 -ctk $kv -o json --profile > "$OUT/ember-$kv-$r.json"
     if [[ -x $LLAMA_BIN/llama-bench ]]; then
       fa=0; [[ $kv = q8_0 ]] && fa=1
       LD_LIBRARY_PATH=$LLAMA_BIN "$LLAMA_BIN/llama-bench" -m "$MODEL" -p 0 -n 64 -d 16,1024 -t 1,2 -r 3 \
@@ -44,4 +54,29 @@ for who in ("ember", "llama"):
             if ratios:
                 print(f"{who:6} {kv:5} {t}t: median {statistics.median(ratios):.2f}  rounds: "
                       + "  ".join(f"{p}={x:.2f}" for p, x in zip(pairs, ratios)))
+# Where Ember's depth-1024 time goes: per stage, the median over the rounds
+# of (ms a token at depth 1024) - (ms a token at depth 16), and the depth-16 ms.
+print("ember: ms a token each stage adds at depth 1024 (median of rounds; depth-16 ms in brackets)")
+for kv in ("f16", "q8_0"):
+    for t in (1, 2):
+        adds, base = {}, {}
+        for f in sorted(glob.glob(os.path.join(out, f"ember-{kv}-*.json"))):
+            try:
+                rows = json.load(open(f))
+            except ValueError:
+                continue
+            prof = {r["n_depth"]: r.get("profile_ms_per_token") for r in rows
+                    if r["n_threads"] == t and r["n_gen"] > 0}
+            if not (prof.get(16) and prof.get(1024)):
+                continue
+            for st, ms in prof[16].items():
+                adds.setdefault(st, []).append(prof[1024][st] - ms)
+                base.setdefault(st, []).append(ms)
+            adds.setdefault("total", []).append(sum(prof[1024].values()) - sum(prof[16].values()))
+            base.setdefault("total", []).append(sum(prof[16].values()))
+        order = ["embed", "q/k/v", "attention", "attn out", "ffn up", "ffn down", "output", "total"]
+        if adds:
+            cells = "  ".join(f"{st} {statistics.median(adds[st]):+.2f} [{statistics.median(base[st]):.2f}]"
+                              for st in order if st in adds)
+            print(f"  {kv:5} {t}t: {cells}")
 PY
