@@ -19,9 +19,10 @@ MODEL=${MODEL:-$($EMBER pull 2>/dev/null | tail -1)}
 LLAMA_BIN=${LLAMA_BIN:-$HOME/.cache/ember-peers/llama.cpp-portable/build/bin}
 # Start the model file from disk, as `ember pull` and ci/bench.sh leave it,
 # so that the first load reads it back into 2 MiB folios (Linux): a file the
-# page cache holds in 4 KiB folios is mapped in 4 KiB pages, and its
-# depth-16 decode, the ratios' denominator, is a quarter slower on this VM
-# (see "Weights in huge pages" in docs/performance.md).
+# page cache holds in 4 KiB folios is mapped in 4 KiB pages, and on this VM
+# its decode is a quarter to a third slower at 1 thread and loses more at
+# depth (see "Weights in huge pages" and "Long context" in
+# docs/performance.md).
 python3 -c 'import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)
 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$MODEL" || true
