@@ -56,7 +56,7 @@ pub struct Args {
     roofline: bool,
     /// Also time each stage of the forward pass (norms and q/k/v, attention,
     /// attention output, FFN up and down, output head) and print ms per
-    /// token for each test (a clock read eight times a layer).
+    /// token for each test (a clock read five times a layer).
     #[arg(long)]
     profile: bool,
     /// 1 (default): map the model file; 0: read it into memory, in huge

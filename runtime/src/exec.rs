@@ -867,8 +867,11 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// How many stages there are.
+    pub const COUNT: usize = 7;
+
     /// Every stage, in the order a forward pass runs them.
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; Stage::COUNT] = [
         Stage::Embed,
         Stage::Qkv,
         Stage::Attention,
@@ -901,7 +904,7 @@ pub struct Profile {
     pub tokens: u64,
     /// Nanoseconds in each stage, indexed by `Stage as usize` (the order
     /// of [`Stage::ALL`]).
-    pub ns: [u64; 7],
+    pub ns: [u64; Stage::COUNT],
 }
 
 impl Profile {
@@ -916,7 +919,7 @@ impl Profile {
 
     /// What was added since `earlier`, a copy taken from the same session.
     pub fn since(&self, earlier: &Profile) -> Profile {
-        let mut ns = [0u64; 7];
+        let mut ns = [0u64; Stage::COUNT];
         for (d, (a, b)) in ns.iter_mut().zip(self.ns.iter().zip(&earlier.ns)) {
             *d = a.saturating_sub(*b);
         }
@@ -959,7 +962,7 @@ impl Exec<'_, '_> {
     }
 
     /// Turns stage timing on or off for the batches evaluated from now on
-    /// (off by default; on, it reads the clock eight times a layer).
+    /// (off by default; on, it reads the clock five times a layer).
     pub fn set_profiling(&mut self, on: bool) {
         self.profiling = on;
     }
