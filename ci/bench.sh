@@ -65,9 +65,7 @@ echo "kernel tier: $(EMBER_KERNELS= $EMBER run -p hi -n 1 --temp 0 2>&1 >/dev/nu
 # under Ember's huge-page advice, into 2 MiB folios (Linux; see "Weights in
 # huge pages" in docs/performance.md). Both runtimes then map the same cache.
 for v in $VARIANTS; do
-  python3 -c 'import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$(model_path "$v")" || true
+  ci/drop-cached.sh "$(model_path "$v")"
 done
 
 for v in $VARIANTS; do

@@ -23,9 +23,7 @@ LLAMA_BIN=${LLAMA_BIN:-$HOME/.cache/ember-peers/llama.cpp-portable/build/bin}
 # its decode is a quarter to a third slower at 1 thread and loses more at
 # depth (see "Weights in huge pages" and "Long context" in
 # docs/performance.md).
-python3 -c 'import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$MODEL" || true
+ci/drop-cached.sh "$MODEL"
 for r in $(seq "$ROUNDS"); do
   for kv in f16 q8_0; do
     $EMBER bench -m "$MODEL" -p 0 -n 64 -d 16,1024 -t 1,2 -r 3 -ctk $kv -o json --profile > "$OUT/ember-$kv-$r.json"

@@ -90,6 +90,22 @@ pub(crate) fn q8_kernels(t: Tier) -> Option<Q8Kernels> {
     }
 }
 
+/// The Q8_0 value weights' i16 rounding, shared by the AVX-512 and AVX2
+/// tiers so that their sums agree bit for bit: for a chunk's weights of
+/// largest magnitude `amax` (`nan` if any is NaN), the factor that takes a
+/// weight to its i16 and the step that takes the i16 sums back. A NaN or
+/// infinite weight makes the step NaN, so it reaches the outputs as the
+/// f32 sums would carry it.
+fn i16_steps(amax: f32, nan: bool) -> (f32, f32) {
+    if nan || amax.is_infinite() {
+        (0.0, f32::NAN)
+    } else if amax > 0.0 {
+        (32767.0 / amax, amax / 32767.0)
+    } else {
+        (0.0, 0.0)
+    }
+}
+
 /// `128 · Σ q` over each block of each of the `gn` quantized queries: what
 /// biasing the keys by 128 (to make them unsigned for `vpdpbusd`) adds to
 /// each block's sum.
@@ -401,14 +417,7 @@ unsafe fn z_values_q8_tile<const G: usize, const NB: usize, const VNNI: bool>(
                     let nan = w
                         .iter()
                         .any(|x| _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(*x, *x) != 0);
-                    let (scale, back) = if nan || amax.is_infinite() {
-                        // Let it reach the output, as the f32 sums would.
-                        (0.0, f32::NAN)
-                    } else if amax > 0.0 {
-                        (32767.0 / amax, amax / 32767.0)
-                    } else {
-                        (0.0, 0.0)
-                    };
+                    let (scale, back) = i16_steps(amax, nan);
                     unq[g][bi] = back;
                     let sv = _mm512_set1_ps(scale);
                     for (i, wi) in w.iter().enumerate() {
@@ -660,14 +669,7 @@ unsafe fn y_values_q8_tile<const G: usize>(
                 let mut lanes = [0f32; 8];
                 _mm256_storeu_ps(lanes.as_mut_ptr(), m);
                 let amax = lanes.iter().fold(0f32, |a, &b| a.max(b));
-                let (scale, back) = if _mm256_movemask_ps(nan) != 0 || amax.is_infinite() {
-                    // Let it reach the output, as the f32 sums would.
-                    (0.0, f32::NAN)
-                } else if amax > 0.0 {
-                    (32767.0 / amax, amax / 32767.0)
-                } else {
-                    (0.0, 0.0)
-                };
+                let (scale, back) = i16_steps(amax, _mm256_movemask_ps(nan) != 0);
                 *ug = back;
                 let sv = _mm256_set1_ps(scale);
                 for (i, pair) in w.chunks_exact(2).enumerate() {
