@@ -8,6 +8,9 @@
 //! - `token`: the 90 KV heads (30 layers × 3) of a whole token at depth
 //!   1024 (24 MB for F16), as decode streams them.
 //!
+//! `softmax/token` times one token's softmax at depth 1056 (270 rows: 9
+//! query heads × 30 layers), per tier.
+//!
 //! The cache is laid out as the runtime lays it out: one buffer each for
 //! keys and values, `[chunk][head]`, in 2 MiB pages (see [`Token`]).
 //!
@@ -35,7 +38,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ember_quant::bench_support::sum_u64_words;
 use ember_quant::{
     attn_scores_with, attn_values_with, gemv_with, kv_pos_bytes, kv_write_key, kv_write_value,
-    quantize_row, quantize_row_act, vec_dot_type, GgmlType, Tier, KV_CHUNK,
+    quantize_row, quantize_row_act, softmax_with, vec_dot_type, GgmlType, Tier, KV_CHUNK,
 };
 
 const HD: usize = 64;
@@ -366,6 +369,24 @@ fn benches(c: &mut Criterion) {
                 b.iter(|| token(t, *ty, tok, &mut s))
             });
         }
+    }
+    // One token's softmax at depth 1056 (the middle of `ember bench -n 64
+    // -d 1024`): a row per query head and layer, 9 · 30 of them, each warm.
+    let rows: Vec<f32> = (0..4 * 1056)
+        .map(|i| ((i * 7919) % 1000) as f32 * 0.013 - 6.0)
+        .collect();
+    g.throughput(Throughput::Elements(270 * 1056));
+    for t in [Tier::Scalar].into_iter().chain(tiers()) {
+        let mut x = rows.clone();
+        g.bench_function(BenchmarkId::new("softmax/token", t), |b| {
+            b.iter(|| {
+                for r in 0..270 {
+                    let row = &mut x[(r % 4) * 1056..(r % 4 + 1) * 1056];
+                    row.copy_from_slice(&rows[(r % 4) * 1056..(r % 4 + 1) * 1056]);
+                    softmax_with(t, row, 0.125).unwrap();
+                }
+            })
+        });
     }
     g.finish();
 }

@@ -37,7 +37,7 @@ pub use attn::{
 pub use dispatch::{cpu_features, resolve_tier, tier, try_tier, CpuFeatures, Tier};
 pub use error::Error;
 pub use types::{GgmlType, ALL_TYPES};
-pub use vecops::{exp, round_f16, softmax, swiglu};
+pub use vecops::{exp, round_f16, softmax, softmax_with, swiglu};
 
 /// Bytes of a row of `n` elements of `ty`, or the matching error.
 fn row_bytes(ty: GgmlType, n: usize) -> Result<usize, Error> {

@@ -446,3 +446,133 @@ fn q8_0_values_without_vnni_are_the_vnni_bits() {
         }
     }
 }
+
+/// Distance in units in the last place (same-sign finite values).
+fn ulps(a: f32, b: f32) -> u32 {
+    (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
+}
+
+/// The softmax's vector `e^x` on both tiers: within 2 ulp of libm over the
+/// normal range, the same edges as `vecops::exp`, and the same bits on both.
+#[test]
+fn exp_lanes_within_two_ulp_and_alike() {
+    let (lo, hi) = (-87.33f64, 88.72f64);
+    let n = 1_000_000u64;
+    let mut xs: Vec<f32> = (0..=n)
+        .map(|i| (lo + (hi - lo) * i as f64 / n as f64) as f32)
+        .collect();
+    xs.extend((0..200).flat_map(|k| {
+        let v = 10f32.powf(-(k as f32) / 10.0);
+        [v, -v]
+    }));
+    let edges = [
+        0.0,
+        -0.0,
+        -87.3,
+        -87.4,
+        -100.0,
+        f32::NEG_INFINITY,
+        88.7,
+        88.8,
+        100.0,
+        f32::INFINITY,
+        f32::NAN,
+    ];
+    xs.extend(edges);
+    let mut runs = Vec::new();
+    for t in [Tier::Avx2, Tier::Avx512] {
+        let mut out = vec![0f32; xs.len()];
+        if !super::vec::exp_lanes(t, &xs, &mut out) {
+            continue;
+        }
+        let mut worst = (0u32, 0f32);
+        for (&x, &y) in xs.iter().zip(&out).take(xs.len() - edges.len()) {
+            let u = ulps(y, x.exp());
+            if u > worst.0 {
+                worst = (u, x);
+            }
+        }
+        assert!(worst.0 <= 2, "{t}: exp({}) is {} ulp off", worst.1, worst.0);
+        let e = &out[xs.len() - edges.len()..];
+        assert_eq!(&e[..2], &[1.0, 1.0], "{t}");
+        assert!(
+            e[2] > 0.0 && e[3] == 0.0 && e[4] == 0.0 && e[5] == 0.0,
+            "{t}: {e:?}"
+        );
+        assert!(e[6] > 3e38 && e[6].is_finite(), "{t}: {e:?}");
+        assert!(e[7..10].iter().all(|&v| v == f32::INFINITY), "{t}: {e:?}");
+        assert!(e[10].is_nan(), "{t}");
+        runs.push(out);
+    }
+    if let [a, b] = &runs[..] {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+                "exp({})",
+                xs[i]
+            );
+        }
+    }
+}
+
+/// Softmax on the x86 tiers: the same bits on both, and each probability
+/// within the rounding of its exponent's argument (the generic build rounds
+/// `s·x` before subtracting the maximum, the tiers fuse the two) and a few
+/// ulp of the generic build's.
+#[test]
+fn softmax_tiers_alike_and_near_the_generic_build() {
+    let mut r = Rng(0x5EED_50F7);
+    for &n in &[
+        1usize, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 100, 1037, 1056,
+    ] {
+        for &(spread, scale) in &[(1.0f32, 0.125f32), (8.0, 1.0), (200.0, 0.125), (0.01, 3.0)] {
+            let mut x: Vec<f32> = (0..n).map(|_| r.f() * spread).collect();
+            if n > 20 {
+                x[n / 3] = f32::NEG_INFINITY; // a masked position
+                x[n / 2] = -1e30;
+            }
+            let mut want = x.clone();
+            crate::vecops::softmax_generic(&mut want, scale);
+            let max = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let mut runs = Vec::new();
+            for t in x86_tiers().into_iter().filter(|t| *t != Tier::Scalar) {
+                let mut got = x.clone();
+                super::vec::softmax(t, &mut got, scale);
+                let sum: f64 = got.iter().map(|&v| v as f64).sum();
+                assert!((sum - 1.0).abs() < 1e-5, "{t} n {n}: sum {sum}");
+                for i in 0..n {
+                    let arg = (scale * x[i]).abs() + (scale * max).abs();
+                    let arg = if arg.is_finite() { arg } else { 0.0 };
+                    let tol = want[i] * (arg * 2f32.powi(-22) + 2f32.powi(-20)) + 1e-37;
+                    assert!(
+                        (got[i] - want[i]).abs() <= tol,
+                        "{t} n {n} spread {spread}: [{i}] {} vs {}",
+                        got[i],
+                        want[i]
+                    );
+                }
+                runs.push(got);
+            }
+            if let [a, b] = &runs[..] {
+                assert_eq!(a, b, "n {n} spread {spread}: AVX2 and AVX-512 differ");
+            }
+        }
+    }
+}
+
+/// A NaN anywhere in the row reaches every probability, on every tier (as
+/// in the generic build).
+#[test]
+fn softmax_nan_reaches_every_output() {
+    for n in [5usize, 16, 40, 1000] {
+        for at in [0, n / 2, n - 1] {
+            let mut x: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 0.3).collect();
+            x[at] = f32::NAN;
+            for t in x86_tiers() {
+                let mut got = x.clone();
+                super::vec::softmax(t, &mut got, 0.125);
+                assert!(got.iter().all(|v| v.is_nan()), "{t} n {n} NaN at {at}");
+            }
+        }
+    }
+}
