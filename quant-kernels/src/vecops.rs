@@ -1,9 +1,36 @@
 //! Element-wise vector kernels of the forward pass that need `exp`: softmax
 //! and SwiGLU. One generic source, written with explicit 16-lane blocks so
 //! it vectorizes; the x86 tiers compile it again with their target features
-//! (`arch::x86_64::vec`), so every tier gives the same bits.
+//! (`arch::x86_64::vec`), so every tier gives the same bits, except for
+//! softmax, which has its own code on AVX2 and AVX-512 (the same bits on
+//! both, a few ulp from this source's).
 
 use crate::{dispatch, Error, Tier};
+
+/// The constants of [`exp`] (and of the x86 tiers' vector `e^x`).
+pub(crate) mod exp_consts {
+    pub const LOG2E: f32 = core::f32::consts::LOG2_E;
+    /// `ln 2` in two parts (Cody–Waite): `LN2_HI` has few bits, so `n ·
+    /// LN2_HI` is exact.
+    pub const LN2_HI: f32 = 0.693_359_4;
+    pub const LN2_LO: f32 = -2.121_944_4e-4;
+    /// 1.5 · 2^23: adding it rounds to an integer.
+    pub const MAGIC: f32 = 12_582_912.0;
+    /// ln(2^-126): below it, 0.
+    pub const LO: f32 = -87.336_55;
+    /// ln(f32::MAX): above it, infinity.
+    pub const HI: f32 = 88.722_83;
+    /// Cephes' `expf` polynomial for `(e^r − 1 − r) / r²`, highest degree
+    /// first.
+    pub const POLY: [f32; 6] = [
+        1.987_569_1e-4,
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ];
+}
 
 /// `e^x` in f32 within 2 ulp of the correctly rounded result for normal
 /// results, written branch-free so that loops over it vectorize (libm's
@@ -14,24 +41,14 @@ use crate::{dispatch, Error, Tier};
 /// polynomial (Cephes' `expf` coefficients) and `2^n` built in the exponent bits.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
-    const LO: f32 = -87.336_55; // ln(2^-126)
-    const HI: f32 = 88.722_83; // ln(f32::MAX)
+    use exp_consts::*;
     let xc = if x < LO { LO } else { x };
     let xc = if xc > HI { HI } else { xc };
     let t = xc * LOG2E + MAGIC;
     let n = t - MAGIC; // round(x / ln2), ties to even
     let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000); // the same n, as an integer
     let r = xc - n * LN2_HI - n * LN2_LO;
-    let p = 1.987_569_1e-4_f32;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
+    let p = POLY[1..].iter().fold(POLY[0], |p, &c| p * r + c);
     let e = p * (r * r) + r + 1.0;
     // 2^n for n in [-126, 128]: n = 128 only at the clamp, where e·2^127·2 = inf.
     let (n1, n2) = (ni >> 1, ni - (ni >> 1));

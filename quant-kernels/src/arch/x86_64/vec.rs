@@ -95,22 +95,9 @@ unsafe fn round_f16_y(x: &mut [f32]) {
     round_f16_generic(x)
 }
 
-// The constants of `crate::vecops::exp`: Cody–Waite reduction `x = n·ln2
-// + r`, Cephes' degree-6 polynomial for `e^r`, and the range it covers.
-const LOG2E: f32 = core::f32::consts::LOG2_E;
-const LN2_HI: f32 = 0.693_359_4;
-const LN2_LO: f32 = -2.121_944_4e-4;
-const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
-const EXP_LO: f32 = -87.336_55; // ln(2^-126): below it, 0
-const EXP_HI: f32 = 88.722_83; // ln(f32::MAX): above it, infinity
-const POLY: [f32; 6] = [
-    1.987_569_1e-4,
-    1.398_199_9e-3,
-    8.333_452e-3,
-    4.166_579_6e-2,
-    1.666_666_5e-1,
-    0.5,
-];
+// `crate::vecops::exp`'s constants: Cody–Waite reduction `x = n·ln2 + r`,
+// Cephes' degree-6 polynomial for `e^r`, and the range it covers.
+use crate::vecops::exp_consts::{HI as EXP_HI, LN2_HI, LN2_LO, LO as EXP_LO, LOG2E, MAGIC, POLY};
 
 /// Lanes of the softmax sums: element `j` is added to partial sum `j mod
 /// 32` on both tiers, so their sums, like their exponentials, are the same.
