@@ -353,11 +353,14 @@ enum Job {
         layer: usize,
         pos0: usize,
     },
-    /// Softmax and value sums after [`Job::AttnScores`], threads sharing
-    /// (KV head, 32-column block) units.
+    /// Softmax and value sums, threads sharing (KV head, 32-column block)
+    /// units: after [`Job::AttnScores`], or with `own_scores` alone, each
+    /// thread then computing the scores of the heads its units touch
+    /// ([`own_scores_pay`]).
     AttnValues {
         layer: usize,
         pos0: usize,
+        own_scores: bool,
     },
     Quit,
 }
@@ -477,7 +480,11 @@ impl Shared<'_> {
             } => self.matmul_chunks(&ws[..count.min(MAX_JOB_WEIGHTS)], n, swiglu, tid),
             Job::Attn { layer, n, pos0 } => self.attn_share(layer, n, pos0, tid),
             Job::AttnScores { layer, pos0 } => self.scores_share(layer, pos0, tid),
-            Job::AttnValues { layer, pos0 } => self.values_share(layer, pos0, tid),
+            Job::AttnValues {
+                layer,
+                pos0,
+                own_scores,
+            } => self.values_share(layer, pos0, tid, own_scores),
             Job::Idle | Job::Quit => Ok(()),
         };
         if let Err(e) = r {
@@ -684,12 +691,14 @@ impl Shared<'_> {
         Ok(())
     }
 
-    /// After [`Self::scores_share`]: softmax and value sums for this
-    /// thread's share of (KV head, column block) units. A thread gathers a
-    /// head's scores from every thread's buffer and does its softmax once for
-    /// its units of that head; the value columns are split, so each thread
-    /// reads only its blocks' part of the value cache.
-    fn values_share(&self, layer: usize, pos0: usize, tid: usize) -> Result<()> {
+    /// Softmax and value sums for this thread's share of (KV head, column
+    /// block) units. A thread gets a head's scores once for its units of
+    /// that head, and does its softmax: after [`Self::scores_share`] it
+    /// gathers them from every thread's buffer; with `own_scores` it
+    /// computes them itself, over all the head's chunks, as
+    /// [`Self::attn_share`] does. The value columns are split, so each
+    /// thread reads only its blocks' part of the value cache.
+    fn values_share(&self, layer: usize, pos0: usize, tid: usize, own_scores: bool) -> Result<()> {
         let geom = self.attn_geom()?;
         let AttnGeom {
             hd,
@@ -708,15 +717,26 @@ impl Shared<'_> {
             return Ok(());
         }
         let kv = read(&self.kv);
-        let vb: &[u8] = bytemuck::cast_slice(&kv.1[..]);
+        let (kb, vb): (&[u8], &[u8]) = (
+            bytemuck::cast_slice(&kv.0[..]),
+            bytemuck::cast_slice(&kv.1[..]),
+        );
         let mut out = lock(&self.outs[tid]);
         let mut att = lock(&self.atts[tid]);
-        let probs = &mut att[..group * n_pad];
+        let (probs, rest) = att.split_at_mut(group * n_pad);
         let mut have = None;
         let u0 = units.start;
         for u in units {
             let (kvh, s) = (u / (hd / sw), u % (hd / sw));
-            if have != Some(kvh) {
+            if have != Some(kvh) && own_scores {
+                let q = read(&self.q);
+                let qg = &mut rest[..group * hd];
+                geom.load_queries(qg, &q[kvh * group * hd..(kvh + 1) * group * hd]);
+                let k = &kb[geom.chunks(layer, kvh, 0..nch)];
+                ember_quant::attn_scores(ty, hd, group, qg, k, cs, len, probs, n_pad)?;
+                geom.probabilities(probs, len);
+                have = Some(kvh);
+            } else if have != Some(kvh) {
                 for t in 0..self.n_threads {
                     let ch = share(nch, t, self.n_threads);
                     let (a, b) = (ch.start * KV_CHUNK, (ch.end * KV_CHUNK).min(len));
@@ -810,6 +830,37 @@ fn slab_width(hd: usize) -> usize {
     } else {
         hd
     }
+}
+
+/// Whether one token's split attention ([`Job::AttnValues`]) has each
+/// thread compute the scores of every KV head its value units touch, in
+/// one job, rather than the threads sharing the key chunks in a job before
+/// it ([`Job::AttnScores`]) and each gathering its heads' scores from all
+/// their buffers. With `nkv` heads of `per_head` units each over `t`
+/// threads, the first does some heads' scores twice (the thread that
+/// touches the most heads, `most`, does `most` heads' against `nkv / t`),
+/// the second costs a hand-off, a barrier and the gathered copies, which
+/// came to more than half a head's scores: with the default model (3 KV
+/// heads, 2 units each) at 2 threads at depth 1024, doing the middle head's
+/// scores on both threads took the attention from 0.70–0.81 ms a token to
+/// 0.60–0.68 with the Q8_0 cache and from 1.09–1.16 to 1.06–1.09 with F16
+/// (docs/performance.md, "Eighth session"). So: own scores while `most`
+/// exceeds `nkv / t` by half a head or less. Results are the same either
+/// way.
+fn own_scores_pay(nkv: usize, per_head: usize, t: usize) -> bool {
+    let per_head = per_head.max(1);
+    let most = (0..t)
+        .map(|tid| {
+            let u = share(nkv * per_head, tid, t);
+            if u.is_empty() {
+                0
+            } else {
+                (u.end - 1) / per_head - u.start / per_head + 1
+            }
+        })
+        .max()
+        .unwrap_or(0);
+    2 * most * t <= 2 * nkv + t
 }
 
 /// Shortest context at which threads share one token's attention by
@@ -1258,9 +1309,20 @@ impl Exec<'_, '_> {
             self.store_kv(il, n, pos0)?;
             self.lap(&mut at, Stage::Qkv);
             if n == 1 && sh.n_threads > 1 && pos0 + 1 >= SPLIT_ATTN_MIN_LEN {
-                self.post(Job::AttnScores { layer: il, pos0 });
-                self.check_failed()?;
-                self.post(Job::AttnValues { layer: il, pos0 });
+                let own_scores = own_scores_pay(
+                    hp.n_head_kv,
+                    hp.head_dim / slab_width(hp.head_dim),
+                    sh.n_threads,
+                );
+                if !own_scores {
+                    self.post(Job::AttnScores { layer: il, pos0 });
+                    self.check_failed()?;
+                }
+                self.post(Job::AttnValues {
+                    layer: il,
+                    pos0,
+                    own_scores,
+                });
                 self.check_failed()?;
                 gather_attn_split(sh, &mut self.xb[..qd]);
             } else {
@@ -1616,6 +1678,29 @@ fn gather_attn(sh: &Shared<'_>, n: usize, att: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Own scores where no thread touches more than half a head beyond its
+    /// share of the heads; the shared score job where one would do a whole
+    /// head more (the default model at 4 threads).
+    #[test]
+    fn own_scores_where_the_extra_is_half_a_head_at_most() {
+        // The default model: 3 KV heads of 64 dims, two 32-column units each.
+        assert!(own_scores_pay(3, 2, 2)); // 1.5 heads a thread; one does 2
+        assert!(own_scores_pay(3, 2, 3)); // a head each
+        assert!(!own_scores_pay(3, 2, 4)); // one thread touches 2 of 0.75
+        assert!(own_scores_pay(3, 2, 6)); // a unit each: 1 head of 0.5
+                                          // 8 KV heads of 128 dims (4 units each): whole heads where the
+                                          // threads divide them; at 3 threads one touches 4 heads of 2.67.
+        for t in [2, 4, 8, 16] {
+            assert!(own_scores_pay(8, 4, t), "{t} threads");
+        }
+        for t in [3, 5, 12] {
+            assert!(!own_scores_pay(8, 4, t), "{t} threads");
+        }
+        // One unit a head (a head dim that is no multiple of 32).
+        assert!(own_scores_pay(3, 1, 2) && own_scores_pay(3, 1, 3));
+        assert!(own_scores_pay(1, 2, 1));
+    }
 
     /// Takes chunks of `sizes` floats as [`Shared::matmul_chunks`] does:
     /// thread after thread, each as many as [`room`] lets it (the others

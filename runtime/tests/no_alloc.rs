@@ -56,7 +56,8 @@ fn decode_allocs(model: &Model, threads: usize, kv_type: KvType, profiling: bool
     );
     let mut history: Vec<u32> = Vec::with_capacity(256);
     // 140 tokens, so that with 2+ threads decode shares each token's
-    // attention by key chunks and value columns (from 128 positions).
+    // attention by value columns (from 128 positions), after a job sharing
+    // the key chunks or with each thread's own scores.
     for _ in 0..28 {
         history.extend([19556u32, 905, 28, 339, 1056]);
     }
@@ -87,7 +88,9 @@ fn decode_steps_allocate_nothing() {
     let before = ALLOCS.load(Ordering::SeqCst);
     let v = std::hint::black_box(vec![1u8; 64]);
     assert!(ALLOCS.load(Ordering::SeqCst) > before && v.len() == 64);
-    for threads in [1, 2, 3] {
+    // 4 threads share each token's key chunks in a job of their own, 2 and
+    // 3 compute their heads' scores in the values job (`own_scores_pay`).
+    for threads in [1, 2, 3, 4] {
         let n = decode_allocs(&model, threads, KvType::F16, false);
         eprintln!("{threads} thread(s): {n} allocations in 32 decode steps");
         assert_eq!(n, 0, "{threads} thread(s): decoding allocated {n} times");
