@@ -730,7 +730,9 @@ impl Shared<'_> {
             let (kvh, s) = (u / (hd / sw), u % (hd / sw));
             if have != Some(kvh) && own_scores {
                 let q = read(&self.q);
-                let qg = &mut rest[..group * hd];
+                let qg = rest.get_mut(..group * hd).ok_or_else(|| {
+                    Error::Input("the plan's attention buffer is too small".into())
+                })?;
                 geom.load_queries(qg, &q[kvh * group * hd..(kvh + 1) * group * hd]);
                 let k = &kb[geom.chunks(layer, kvh, 0..nch)];
                 ember_quant::attn_scores(ty, hd, group, qg, k, cs, len, probs, n_pad)?;
