@@ -644,12 +644,9 @@ impl Shared<'_> {
                 let len = pos0 + i + 1;
                 // The group's queries (heads kvh·group ..).
                 let q0 = i * qd + kvh * group * hd;
-                geom.load_queries(qg, &q[q0..q0 + group * hd]);
-                // This head's keys and values: whole chunks up to len.
-                let span = geom.chunks(layer, kvh, 0..len.div_ceil(KV_CHUNK));
-                let (k, v) = (&kb[span.clone()], &vb[span]);
-                ember_quant::attn_scores(ty, hd, group, qg, k, cs, len, probs, n_pad)?;
-                geom.probabilities(probs, len);
+                geom.head_probabilities(layer, kvh, len, &q[q0..q0 + group * hd], kb, qg, probs)?;
+                // This head's values: whole chunks up to len.
+                let v = &vb[geom.chunks(layer, kvh, 0..len.div_ceil(KV_CHUNK))];
                 let o = &mut out[at..at + group * hd];
                 at += group * hd;
                 ember_quant::attn_values(ty, hd, group, probs, n_pad, v, cs, len, o)?;
@@ -733,10 +730,8 @@ impl Shared<'_> {
                 let qg = rest.get_mut(..group * hd).ok_or_else(|| {
                     Error::Input("the plan's attention buffer is too small".into())
                 })?;
-                geom.load_queries(qg, &q[kvh * group * hd..(kvh + 1) * group * hd]);
-                let k = &kb[geom.chunks(layer, kvh, 0..nch)];
-                ember_quant::attn_scores(ty, hd, group, qg, k, cs, len, probs, n_pad)?;
-                geom.probabilities(probs, len);
+                let qh = &q[kvh * group * hd..(kvh + 1) * group * hd];
+                geom.head_probabilities(layer, kvh, len, qh, kb, qg, probs)?;
                 have = Some(kvh);
             } else if have != Some(kvh) {
                 for t in 0..self.n_threads {
@@ -805,6 +800,32 @@ impl AttnGeom {
         if self.kv_t == KvType::F16 {
             ember_quant::round_f16(qg);
         }
+    }
+
+    /// KV head `kvh`'s probabilities over its first `len` positions in
+    /// `layer`, for its group's `queries` (`[g][hd]`), into `probs` (rows
+    /// `n_pad` apart): the queries rounded into `qg`, the scores over the
+    /// head's whole chunks of the key cache `kb`, then
+    /// [`Self::probabilities`]. One thread's attention and the split
+    /// attention's own scores both take this path, which is what makes
+    /// their results the same bits.
+    #[allow(clippy::too_many_arguments)]
+    fn head_probabilities(
+        &self,
+        layer: usize,
+        kvh: usize,
+        len: usize,
+        queries: &[f32],
+        kb: &[u8],
+        qg: &mut [f32],
+        probs: &mut [f32],
+    ) -> Result<()> {
+        self.load_queries(qg, queries);
+        let k = &kb[self.chunks(layer, kvh, 0..len.div_ceil(KV_CHUNK))];
+        let (hd, group) = (self.hd, self.group);
+        ember_quant::attn_scores(self.ty, hd, group, qg, k, self.cs, len, probs, self.n_pad)?;
+        self.probabilities(probs, len);
+        Ok(())
     }
 
     /// Softmax over the first `len` scores of each of the group's rows
@@ -1266,6 +1287,13 @@ impl Exec<'_, '_> {
             }
         }
         self.lap(&mut at, Stage::Embed);
+        // How a decode token's attention is split, if it is (the same for
+        // every layer).
+        let own_scores = own_scores_pay(
+            hp.n_head_kv,
+            hp.head_dim / slab_width(hp.head_dim),
+            sh.n_threads,
+        );
         for (il, l) in model.layers.iter().enumerate() {
             // Attention.
             ops::rmsnorm_rows(
@@ -1311,11 +1339,6 @@ impl Exec<'_, '_> {
             self.store_kv(il, n, pos0)?;
             self.lap(&mut at, Stage::Qkv);
             if n == 1 && sh.n_threads > 1 && pos0 + 1 >= SPLIT_ATTN_MIN_LEN {
-                let own_scores = own_scores_pay(
-                    hp.n_head_kv,
-                    hp.head_dim / slab_width(hp.head_dim),
-                    sh.n_threads,
-                );
                 if !own_scores {
                     self.post(Job::AttnScores { layer: il, pos0 });
                     self.check_failed()?;
