@@ -22,18 +22,18 @@
 //!
 //! A Q8_0 cache stores each position's key and value row of one head as
 //! Q8_0 blocks (32 elements, `x = d · q`, quantized as ggml quantizes
-//! activations: [`crate::quantize_row_act`]), with the scale widened to
-//! f32 so that the kernels never convert it. That is `hd + 4·hd/32` bytes a
-//! position (72 for `hd` = 64, against 128 for F16), in chunks of
-//! [`KV_CHUNK`] positions:
+//! activations: [`crate::quantize_row_act`]), each scale an f16 as in a
+//! GGUF Q8_0 block. That is `hd + 2·hd/32` bytes a position (68 for `hd` =
+//! 64, against 128 for F16: the bytes of llama.cpp's `q8_0` cache), in
+//! chunks of [`KV_CHUNK`] positions:
 //!
-//! * **key chunk**: scales `[block][KV_CHUNK]` f32, then quants
+//! * **key chunk**: scales `[block][KV_CHUNK]` f16, then quants
 //!   `[dim / 4][KV_CHUNK][4]` i8: chunk-transposed in groups of four
 //!   dimensions, so that one 32-bit lane holds four consecutive dimensions
 //!   of one position, as integer dot-product instructions (`vpdpbusd`,
 //!   `sdot`) take them;
 //! * **value chunk**: per block of 32 dimensions, its scales `[KV_CHUNK]`
-//!   f32 then its quants `[KV_CHUNK][32]` i8 (by position within the
+//!   f16 then its quants `[KV_CHUNK][32]` i8 (by position within the
 //!   block), so that a thread summing some blocks' columns reads only
 //!   those blocks' bytes.
 //!
@@ -133,9 +133,17 @@ impl Cols {
     }
 }
 
-/// Bytes of one block (32 columns) of a Q8_0 value chunk: 64 f32 scales,
+/// Bytes of one scale of a Q8_0 cache: an f16, as in a GGUF Q8_0 block.
+/// The kernels widen them exactly (`vcvtph2ps`, `fcvtl`) as they load them;
+/// stored as f32 they cost 5.6% more bytes a position.
+pub(crate) const Q8_SCALE_BYTES: usize = 2;
+
+/// Bytes of one block (32 columns) of a Q8_0 value chunk: 64 f16 scales,
 /// then 64 rows of 32 quants.
-pub(crate) const V_BLOCK_BYTES: usize = KV_CHUNK * (4 + QK);
+pub(crate) const V_BLOCK_BYTES: usize = KV_CHUNK * (Q8_SCALE_BYTES + QK);
+
+/// Where a Q8_0 value block's quants start, after its scales.
+pub(crate) const V_QUANTS_AT: usize = KV_CHUNK * Q8_SCALE_BYTES;
 
 /// The attention kernels of one tier for one element type.
 #[derive(Clone, Copy)]
@@ -163,7 +171,7 @@ pub fn kv_pos_bytes(ty: GgmlType, hd: usize) -> Result<usize, Error> {
     match ty {
         GgmlType::F16 => hd.checked_mul(2).ok_or_else(overflow),
         GgmlType::F32 => hd.checked_mul(4).ok_or_else(overflow),
-        GgmlType::Q8_0 if hd.is_multiple_of(QK) => Ok(hd + 4 * (hd / QK)),
+        GgmlType::Q8_0 if hd.is_multiple_of(QK) => Ok(hd + Q8_SCALE_BYTES * (hd / QK)),
         GgmlType::Q8_0 => Err(Error::RowLength { ty, n: hd }),
         _ => Err(unsupported),
     }
@@ -732,15 +740,15 @@ fn row_lines(
         let nb = hd / QK;
         for b in 0..nb {
             if key {
-                run(4 * (b * KV_CHUNK + j), 4);
+                run(Q8_SCALE_BYTES * (b * KV_CHUNK + j), Q8_SCALE_BYTES);
             } else {
-                run(b * V_BLOCK_BYTES + 4 * j, 4);
-                run(b * V_BLOCK_BYTES + 4 * KV_CHUNK + j * QK, QK);
+                run(b * V_BLOCK_BYTES + Q8_SCALE_BYTES * j, Q8_SCALE_BYTES);
+                run(b * V_BLOCK_BYTES + V_QUANTS_AT + j * QK, QK);
             }
         }
         if key {
             for d4 in 0..hd / 4 {
-                run(4 * nb * KV_CHUNK + (d4 * KV_CHUNK + j) * 4, 4);
+                run(Q8_SCALE_BYTES * nb * KV_CHUNK + (d4 * KV_CHUNK + j) * 4, 4);
             }
         }
     }
@@ -810,20 +818,20 @@ fn write_row(
             let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut blocks[..nb]);
             crate::quantize_row_act(GgmlType::Q8_0, src, bytes)?;
             for (b, blk) in blocks[..nb].iter().enumerate() {
-                let d = crate::fp::f16_to_f32(blk.d).to_le_bytes();
+                let d = blk.d;
                 let qs: &[u8] = bytemuck::cast_slice(&blk.qs);
                 if key {
-                    let (scales, quants) = chunk.split_at_mut(4 * nb * KV_CHUNK);
-                    let at = 4 * (b * KV_CHUNK + j);
-                    scales[at..at + 4].copy_from_slice(&d);
+                    let (scales, quants) = chunk.split_at_mut(Q8_SCALE_BYTES * nb * KV_CHUNK);
+                    let at = Q8_SCALE_BYTES * (b * KV_CHUNK + j);
+                    scales[at..at + Q8_SCALE_BYTES].copy_from_slice(&d);
                     for (i, &q) in qs.iter().enumerate() {
                         let d = b * QK + i;
                         quants[((d / 4) * KV_CHUNK + j) * 4 + d % 4] = q;
                     }
                 } else {
                     let vb = &mut chunk[b * V_BLOCK_BYTES..(b + 1) * V_BLOCK_BYTES];
-                    vb[4 * j..4 * j + 4].copy_from_slice(&d);
-                    let at = 4 * KV_CHUNK + j * QK;
+                    vb[Q8_SCALE_BYTES * j..Q8_SCALE_BYTES * (j + 1)].copy_from_slice(&d);
+                    let at = V_QUANTS_AT + j * QK;
                     vb[at..at + QK].copy_from_slice(qs);
                 }
             }
@@ -940,12 +948,15 @@ pub(crate) fn q8_value_tiles_16(
     }
 }
 
-/// f32 `i` of a little-endian byte slice.
+/// The f16 scales of a Q8_0 key or value chunk's block for its
+/// [`KV_CHUNK`] positions (`b` holds them, little-endian), widened to f32.
 #[inline(always)]
-fn f32_at(b: &[u8], i: usize) -> f32 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&b[4 * i..4 * i + 4]);
-    f32::from_le_bytes(w)
+fn q8_scales(b: &[u8]) -> [f32; KV_CHUNK] {
+    let mut d = [0f32; KV_CHUNK];
+    for (x, h) in d.iter_mut().zip(b.chunks_exact(Q8_SCALE_BYTES)) {
+        *x = crate::fp::f16_to_f32([h[0], h[1]]);
+    }
+    d
 }
 
 /// Q8_0 scores (module docs), the reference: per chunk, the integer sums of
@@ -964,10 +975,10 @@ pub(crate) fn scores_q8_generic(
     stride: usize,
 ) {
     let nb = hd / QK;
-    let cb = KV_CHUNK * (hd + 4 * nb);
+    let cb = KV_CHUNK * (hd + Q8_SCALE_BYTES * nb);
     for c in 0..nch {
         let kc = &k[c * cs..c * cs + cb];
-        let (sc, qs) = kc.split_at(4 * nb * KV_CHUNK);
+        let (sc, qs) = kc.split_at(Q8_SCALE_BYTES * nb * KV_CHUNK);
         let mut s = [[0f32; KV_CHUNK]; Q8_TILE];
         for b in 0..nb {
             let mut acc = [[0i32; KV_CHUNK]; Q8_TILE];
@@ -984,11 +995,12 @@ pub(crate) fn scores_q8_generic(
                     }
                 }
             }
-            let ds = &sc[b * KV_CHUNK * 4..(b + 1) * KV_CHUNK * 4];
+            let ds =
+                q8_scales(&sc[b * KV_CHUNK * Q8_SCALE_BYTES..(b + 1) * KV_CHUNK * Q8_SCALE_BYTES]);
             for (g, (sg, a)) in s.iter_mut().zip(&acc).enumerate().take(gn) {
                 let e = qd[g * nb + b];
-                for (j, (sj, &aj)) in sg.iter_mut().zip(a).enumerate() {
-                    *sj += e * f32_at(ds, j) * aj as f32;
+                for ((sj, &aj), &dj) in sg.iter_mut().zip(a).zip(&ds) {
+                    *sj += e * dj * aj as f32;
                 }
             }
         }
@@ -1022,8 +1034,8 @@ pub(crate) fn values_q8_generic(
         for b in cols.c0 / QK..cols.c1 / QK {
             let at = c * cs + b * V_BLOCK_BYTES;
             let vb = &v[at..at + V_BLOCK_BYTES];
-            let d = f32_at(vb, j);
-            let row = &vb[4 * KV_CHUNK + j * QK..4 * KV_CHUNK + (j + 1) * QK];
+            let d = crate::fp::f16_to_f32([vb[2 * j], vb[2 * j + 1]]);
+            let row = &vb[V_QUANTS_AT + j * QK..V_QUANTS_AT + (j + 1) * QK];
             let mut vf = [0f32; QK];
             for (f, &x) in vf.iter_mut().zip(row) {
                 *f = d * f32::from(x as i8);

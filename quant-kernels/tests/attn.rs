@@ -172,11 +172,11 @@ fn attention_rejects_bad_sizes() {
     assert!(attn_scores_with(t, GgmlType::F16, 64, 2, &q, &k, cb, 64, &mut s, 64).is_err());
     assert!(attn_scores_with(t, GgmlType::Q4_0, 64, 1, &q, &k, cb, 64, &mut s, 64).is_err());
     // A Q8_0 cache needs heads a whole number of blocks wide.
-    let cb8 = 64 * 72;
+    let cb8 = 64 * 68;
     assert!(attn_scores_with(t, GgmlType::Q8_0, 64, 1, &q, &k, cb8, 64, &mut s, 64).is_ok());
     assert!(attn_scores_with(t, GgmlType::Q8_0, 40, 1, &q, &k, cb8, 64, &mut s, 64).is_err());
     let row = [0f32; 64];
-    let mut chunk = vec![0u8; 64 * 72];
+    let mut chunk = vec![0u8; 64 * 68];
     assert!(kv_write_key(GgmlType::Q8_0, 64, &mut chunk, 63, &row).is_ok());
     assert!(kv_write_key(GgmlType::Q8_0, 64, &mut chunk, 64, &row).is_err());
     assert!(kv_write_value(GgmlType::Q8_0, 64, &mut chunk[1..], 0, &row).is_err());
@@ -190,8 +190,9 @@ fn attention_rejects_bad_sizes() {
     assert!(attn_values_with(t, GgmlType::F16, 64, 1, &p, 10, &v, cb - 2, 10, &mut o).is_err());
 }
 
-fn f32_at(b: &[u8], i: usize) -> f32 {
-    f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+/// The f16 at index `i` of a little-endian byte slice.
+fn f16_at(b: &[u8], i: usize) -> f32 {
+    half::f16::from_le_bytes([b[2 * i], b[2 * i + 1]]).to_f32()
 }
 
 /// A Q8_0 cache written with `kv_write_key` / `kv_write_value`, decoded
@@ -206,7 +207,7 @@ fn q8_0_cache_matches_f64_oracle() {
     for &hd in &[64usize, 32, 96, 128] {
         let nb = hd / 32;
         let pb = kv_pos_bytes(ty, hd).unwrap();
-        assert_eq!(pb, hd + 4 * nb);
+        assert_eq!(pb, hd + 2 * nb);
         let cb = KV_CHUNK * pb;
         for &len in &[1usize, 63, 64, 65, 129, 200] {
             let nch = len.div_ceil(KV_CHUNK);
@@ -232,17 +233,18 @@ fn q8_0_cache_matches_f64_oracle() {
                 let vr: Vec<f32> = (0..hd).map(|_| rng.f() * amp).collect();
                 kv_write_key(ty, hd, &mut kb[c * cs..c * cs + cb], j, &kr).unwrap();
                 kv_write_value(ty, hd, &mut vb[c * cs..c * cs + cb], j, &vr).unwrap();
-                let (ks, kq) = kb[c * cs..c * cs + cb].split_at(4 * nb * KV_CHUNK);
+                let (ks, kq) = kb[c * cs..c * cs + cb].split_at(2 * nb * KV_CHUNK);
                 let vc = &vb[c * cs..c * cs + cb];
                 for d in 0..hd {
                     let b = d / 32;
-                    let dk = f32_at(ks, b * KV_CHUNK + j);
-                    // Values: per block, 64 scales then 64 rows of 32 quants.
-                    let vblk = &vc[b * KV_CHUNK * 36..(b + 1) * KV_CHUNK * 36];
-                    let dv = f32_at(vblk, j);
+                    let dk = f16_at(ks, b * KV_CHUNK + j);
+                    // Values: per block, 64 f16 scales then 64 rows of 32
+                    // quants.
+                    let vblk = &vc[b * KV_CHUNK * 34..(b + 1) * KV_CHUNK * 34];
+                    let dv = f16_at(vblk, j);
                     // Keys: quants in groups of four dimensions per position.
                     kd[p * hd + d] = dk * (kq[((d / 4) * KV_CHUNK + j) * 4 + d % 4] as i8) as f32;
-                    vi[p * hd + d] = (vblk[4 * KV_CHUNK + 32 * j + d % 32] as i8) as f32;
+                    vi[p * hd + d] = (vblk[2 * KV_CHUNK + 32 * j + d % 32] as i8) as f32;
                     vd[p * hd + d] = dv * vi[p * hd + d];
                     vs[p * nb + b] = dv;
                     for (src, dec, dd) in [(&kr, &kd, dk), (&vr, &vd, dv)] {

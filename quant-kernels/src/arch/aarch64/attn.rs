@@ -13,7 +13,7 @@ use core::arch::aarch64::*;
 
 use super::common::f16x8;
 use super::has;
-use crate::attn::{AttnKernels, Cols, Q8Kernels, KV_CHUNK};
+use crate::attn::{AttnKernels, Cols, Q8Kernels, KV_CHUNK, Q8_SCALE_BYTES, V_QUANTS_AT};
 use crate::GgmlType;
 
 /// The Q8_0-cache kernels on NEON: value sums in [`values_q8`]; scores
@@ -98,7 +98,7 @@ unsafe fn scores_q8_neon(
 /// The tiles of a Q8_0 scores kernel ([`crate::attn::q8_tiles_16x2`]):
 /// `tile(two, q, d, kc, part, o)` for each, with `two` when it has two
 /// queries, `q` and `d` their first quants and scales, `kc` the key chunk
-/// (whole, `KV_CHUNK · (hd + 4·hd/32)` bytes: scales, then hd/4 rows of 64
+/// (whole, `KV_CHUNK · (hd + 2·hd/32)` bytes: f16 scales, then hd/4 rows of 64
 /// positions × 4 quants; chunks `cs` bytes apart in `k`), `part` its 16
 /// positions, and `o` their scores in
 /// the first query's row (the second's `stride` on). Sizes as
@@ -118,7 +118,7 @@ fn q8_score_tiles(
     tile: impl Fn(bool, *const i8, *const f32, *const u8, usize, *mut f32),
 ) {
     let nb = hd / 32;
-    let cb = KV_CHUNK * (hd + 4 * nb);
+    let cb = KV_CHUNK * (hd + Q8_SCALE_BYTES * nb);
     crate::attn::q8_tiles_16x2(nch, gn, |c, part, g0, n| {
         let kc = k[c * cs..c * cs + cb].as_ptr();
         let o = scores[g0 * stride + c * KV_CHUNK + 16 * part..].as_mut_ptr();
@@ -154,8 +154,10 @@ unsafe fn scores_q8_neon_tile<const G: usize>(
     // SAFETY: caller's contract; every access is within the stated extents.
     unsafe {
         let mut s = [[vdupq_n_f32(0.0); 4]; G];
-        let qs = kc.add(4 * nb * KV_CHUNK + 4 * 16 * part).cast::<i8>();
-        let sc = kc.add(4 * 16 * part).cast::<f32>();
+        let qs = kc
+            .add(Q8_SCALE_BYTES * nb * KV_CHUNK + 4 * 16 * part)
+            .cast::<i8>();
+        let sc = kc.cast::<u16>().add(16 * part);
         for b in 0..nb {
             // Per query and 4 positions: lanes (position, half) from the
             // low 8 bytes, and from the high 8.
@@ -175,13 +177,14 @@ unsafe fn scores_q8_neon_tile<const G: usize>(
                     }
                 }
             }
+            let d = block_scales(sc.add(b * KV_CHUNK));
             for g in 0..G {
                 let e = *qd.add(g * nb + b);
                 for i in 0..4 {
                     // Lanes of `lo`: positions 0, 0, 1, 1 (of these four);
                     // of `hi`: 2, 2, 3, 3.
                     let sum = vpaddq_s32(lo[g][i], hi[g][i]);
-                    let dd = vmulq_n_f32(vld1q_f32(sc.add(b * KV_CHUNK + 4 * i)), e);
+                    let dd = vmulq_n_f32(d[i], e);
                     s[g][i] = vfmaq_f32(s[g][i], dd, vcvtq_f32_s32(sum));
                 }
             }
@@ -238,7 +241,7 @@ unsafe fn values_q8(
 /// `G` heads × 16 columns (`half` of a block) over all `len` positions.
 ///
 /// # Safety
-/// NEON; `v + c·cs` is the block's part of value chunk `c` (64 f32 scales,
+/// NEON; `v + c·cs` is the block's part of value chunk `c` (64 f16 scales,
 /// then 64 rows of 32 quants) for `c < len.div_ceil(64)`; `p + g·stride`
 /// has `len` f32 and `out + g·ow` 16 writable f32 for each `g < G`.
 #[allow(clippy::too_many_arguments)]
@@ -259,21 +262,28 @@ unsafe fn values_q8_tile<const G: usize>(
     unsafe {
         for c in 0..len.div_ceil(KV_CHUNK) {
             let n = (len - c * KV_CHUNK).min(KV_CHUNK);
-            let sc = v.add(c * cs).cast::<f32>();
+            // The chunk's 64 scales, widened once for every head.
+            let sc = v.add(c * cs).cast::<u16>();
+            let mut d = [0f32; KV_CHUNK];
+            for i in 0..KV_CHUNK / 8 {
+                let (lo, hi) = f16x8(vld1q_u16(sc.add(8 * i)));
+                vst1q_f32(d.as_mut_ptr().add(8 * i), lo);
+                vst1q_f32(d.as_mut_ptr().add(8 * i + 4), hi);
+            }
             for (g, pg) in pd.iter_mut().enumerate() {
                 let pr = p.add(g * stride + c * KV_CHUNK);
                 let mut j = 0;
                 while j + 4 <= n {
-                    let x = vmulq_f32(vld1q_f32(pr.add(j)), vld1q_f32(sc.add(j)));
+                    let x = vmulq_f32(vld1q_f32(pr.add(j)), vld1q_f32(d.as_ptr().add(j)));
                     vst1q_f32(pg.as_mut_ptr().add(j), x);
                     j += 4;
                 }
                 while j < n {
-                    pg[j] = *pr.add(j) * sc.add(j).read_unaligned();
+                    pg[j] = *pr.add(j) * d[j];
                     j += 1;
                 }
             }
-            let qs = v.add(c * cs + 4 * KV_CHUNK + 16 * half).cast::<i8>();
+            let qs = v.add(c * cs + V_QUANTS_AT + 16 * half).cast::<i8>();
             for j in 0..n {
                 let q = vld1q_s8(qs.add(32 * j));
                 let (lo, hi) = (vmovl_s8(vget_low_s8(q)), vmovl_high_s8(q));
@@ -365,8 +375,10 @@ unsafe fn scores_q8_dot_tile<const G: usize>(
     // SAFETY: caller's contract; every access is within the stated extents.
     unsafe {
         let mut s = [[vdupq_n_f32(0.0); 4]; G];
-        let qs = kc.add(4 * nb * KV_CHUNK + 4 * 16 * part).cast::<i8>();
-        let sc = kc.add(4 * 16 * part).cast::<f32>();
+        let qs = kc
+            .add(Q8_SCALE_BYTES * nb * KV_CHUNK + 4 * 16 * part)
+            .cast::<i8>();
+        let sc = kc.cast::<u16>().add(16 * part);
         for b in 0..nb {
             let mut acc = [[vdupq_n_s32(0); 4]; G];
             for d4 in 8 * b..8 * (b + 1) {
@@ -380,10 +392,11 @@ unsafe fn scores_q8_dot_tile<const G: usize>(
                     }
                 }
             }
+            let d = block_scales(sc.add(b * KV_CHUNK));
             for (g, (sg, a)) in s.iter_mut().zip(&acc).enumerate() {
                 let e = *qd.add(g * nb + b);
-                for (i, (si, &ai)) in sg.iter_mut().zip(a).enumerate() {
-                    let dd = vmulq_n_f32(vld1q_f32(sc.add(b * KV_CHUNK + 4 * i)), e);
+                for (si, (&ai, &di)) in sg.iter_mut().zip(a.iter().zip(&d)) {
+                    let dd = vmulq_n_f32(di, e);
                     *si = vfmaq_f32(*si, dd, vcvtq_f32_s32(ai));
                 }
             }
@@ -393,6 +406,20 @@ unsafe fn scores_q8_dot_tile<const G: usize>(
                 vst1q_f32(out.add(g * stride + 4 * i), si);
             }
         }
+    }
+}
+
+/// A Q8_0 key block's 16 f16 scales at `sc` (one tile's positions), widened.
+///
+/// # Safety
+/// NEON; 16 readable `u16` at `sc`.
+#[inline(always)]
+unsafe fn block_scales(sc: *const u16) -> [float32x4_t; 4] {
+    // SAFETY: caller's contract; `ld1` has no alignment requirement.
+    unsafe {
+        let (a, b) = f16x8(vld1q_u16(sc));
+        let (c, d) = f16x8(vld1q_u16(sc.add(8)));
+        [a, b, c, d]
     }
 }
 

@@ -22,7 +22,8 @@
 use core::arch::x86_64::*;
 
 use crate::attn::{
-    AttnKernels, Cols, Q8Kernels, ScoresQ8Fn, KV_CHUNK, MAX_ROW_BLOCKS, Q8_TILE, V_BLOCK_BYTES,
+    AttnKernels, Cols, Q8Kernels, ScoresQ8Fn, KV_CHUNK, MAX_ROW_BLOCKS, Q8_SCALE_BYTES, Q8_TILE,
+    V_BLOCK_BYTES, V_QUANTS_AT,
 };
 use crate::{GgmlType, Tier};
 
@@ -145,7 +146,7 @@ unsafe fn z_scores_q8(
     stride: usize,
 ) {
     let nb = hd / 32;
-    let cb = KV_CHUNK * (hd + 4 * nb);
+    let cb = KV_CHUNK * (hd + Q8_SCALE_BYTES * nb);
     let bias = bias_sums(hd, gn, qq);
     let (qp, dp) = (qq.as_ptr(), qd.as_ptr());
     for c in 0..nch {
@@ -202,13 +203,13 @@ unsafe fn z_scores_q8_tile<const G: usize, const P: usize>(
     let flip = _mm512_set1_epi8(-128);
     // SAFETY: caller's contract; every access is within the stated extents.
     unsafe {
-        let qs = kc.add(4 * nb * KV_CHUNK + 64 * P * part);
-        let sc = kc.add(64 * P * part).cast::<f32>();
+        let qs = kc.add(Q8_SCALE_BYTES * nb * KV_CHUNK + 64 * P * part);
+        let sc = kc.cast::<u16>().add(16 * P * part);
         let out = out.add(16 * P * part);
         for (b, bias_b) in bias.iter().enumerate().take(nb) {
-            // This block's scales (P lines) in the chunk after next (never
-            // faults).
-            for l in 0..P {
+            // This block's scales (P · 32 bytes) in the chunk after next
+            // (never faults).
+            for l in (0..P).step_by(2) {
                 _mm_prefetch::<_MM_HINT_T1>(
                     sc.add(b * KV_CHUNK + 16 * l)
                         .cast::<u8>()
@@ -237,7 +238,8 @@ unsafe fn z_scores_q8_tile<const G: usize, const P: usize>(
             for (g, (sg, a)) in s.iter_mut().zip(&acc).enumerate() {
                 let e = _mm512_set1_ps(*qd.add(g * nb + b));
                 for (v, (sv, av)) in sg.iter_mut().zip(a).enumerate() {
-                    let d = _mm512_loadu_ps(sc.add(b * KV_CHUNK + 16 * v));
+                    let d =
+                        _mm512_cvtph_ps(_mm256_loadu_si256(sc.add(b * KV_CHUNK + 16 * v).cast()));
                     *sv = _mm512_fmadd_ps(_mm512_mul_ps(d, e), _mm512_cvtepi32_ps(*av), *sv);
                 }
             }
@@ -387,13 +389,13 @@ unsafe fn z_values_q8_tile<const G: usize, const NB: usize, const VNNI: bool>(
             for bi in 0..NB {
                 // The next chunk's scales (never faults).
                 let sc = v.add(c * cs + bi * V_BLOCK_BYTES).wrapping_add(cs);
-                for l in 0..4 {
+                for l in 0..V_QUANTS_AT / 64 {
                     _mm_prefetch::<_MM_HINT_T1>(sc.wrapping_add(64 * l).cast());
                 }
             }
             for g in 0..G {
                 for bi in 0..NB {
-                    let sc = v.add(c * cs + bi * V_BLOCK_BYTES).cast::<f32>();
+                    let sc = v.add(c * cs + bi * V_BLOCK_BYTES).cast::<u16>();
                     let pp = p.add(g * stride + c * KV_CHUNK);
                     // Past `len` the weights are zero (the probabilities
                     // there are only padding, the scales maybe not written).
@@ -407,7 +409,7 @@ unsafe fn z_values_q8_tile<const G: usize, const NB: usize, const VNNI: bool>(
                         };
                         _mm512_mul_ps(
                             _mm512_maskz_loadu_ps(m, pp.add(16 * i)),
-                            _mm512_maskz_loadu_ps(m, sc.add(16 * i)),
+                            _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sc.add(16 * i).cast())),
                         )
                     });
                     let amax = _mm512_reduce_max_ps(_mm512_max_ps(
@@ -434,7 +436,7 @@ unsafe fn z_values_q8_tile<const G: usize, const NB: usize, const VNNI: bool>(
             // it, inside the chunk, against a zero weight.
             for j in (0..n).step_by(2) {
                 let vp: [[__m512i; 2]; NB] = core::array::from_fn(|bi| {
-                    let row = v.add(c * cs + bi * V_BLOCK_BYTES + 4 * KV_CHUNK + 32 * j);
+                    let row = v.add(c * cs + bi * V_BLOCK_BYTES + V_QUANTS_AT + 32 * j);
                     // The same rows of the next chunk (never faults).
                     _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(cs).cast());
                     let a = _mm512_cvtepi8_epi16(_mm256_loadu_si256(row.cast()));
@@ -496,7 +498,7 @@ unsafe fn y_scores_q8(
     stride: usize,
 ) {
     let nb = hd / 32;
-    let cb = KV_CHUNK * (hd + 4 * nb);
+    let cb = KV_CHUNK * (hd + Q8_SCALE_BYTES * nb);
     let (qp, dp) = (qq.as_ptr(), qd.as_ptr());
     crate::attn::q8_tiles_16x2(nch, gn, |c, part, g0, n| {
         let kc = k[c * cs..c * cs + cb].as_ptr();
@@ -538,8 +540,8 @@ unsafe fn y_scores_q8_tile<const G: usize>(
     let ones = _mm256_set1_epi16(1);
     // SAFETY: caller's contract; every access is within the stated extents.
     unsafe {
-        let qs = kc.add(4 * nb * KV_CHUNK + 4 * 16 * part);
-        let sc = kc.add(4 * 16 * part).cast::<f32>();
+        let qs = kc.add(Q8_SCALE_BYTES * nb * KV_CHUNK + 4 * 16 * part);
+        let sc = kc.cast::<u16>().add(16 * part);
         for b in 0..nb {
             let mut acc = [[_mm256_setzero_si256(); 2]; G];
             for d4 in 8 * b..8 * (b + 1) {
@@ -557,8 +559,8 @@ unsafe fn y_scores_q8_tile<const G: usize>(
                     a[1] = _mm256_add_epi32(a[1], _mm256_madd_epi16(p1, ones));
                 }
             }
-            let d0 = _mm256_loadu_ps(sc.add(b * KV_CHUNK));
-            let d1 = _mm256_loadu_ps(sc.add(b * KV_CHUNK + 8));
+            let d0 = _mm256_cvtph_ps(_mm_loadu_si128(sc.add(b * KV_CHUNK).cast()));
+            let d1 = _mm256_cvtph_ps(_mm_loadu_si128(sc.add(b * KV_CHUNK + 8).cast()));
             for (g, (sg, a)) in s.iter_mut().zip(&acc).enumerate() {
                 let e = _mm256_set1_ps(*qd.add(g * nb + b));
                 let i0 = _mm256_cvtepi32_ps(a[0]);
@@ -637,10 +639,10 @@ unsafe fn y_values_q8_tile<const G: usize>(
             let n = (len - c * KV_CHUNK).min(KV_CHUNK);
             let base = v.add(c * cs);
             // The next chunk's scales (never faults).
-            for l in 0..4 {
+            for l in 0..V_QUANTS_AT / 64 {
                 _mm_prefetch::<_MM_HINT_T1>(base.wrapping_add(cs + 64 * l).cast());
             }
-            let sc = base.cast::<f32>();
+            let sc = base.cast::<u16>();
             for (g, (qg, ug)) in qw.iter_mut().zip(unq.iter_mut()).enumerate() {
                 let pp = p.add(g * stride + c * KV_CHUNK);
                 // Past `len` the weights are zero (the probabilities there
@@ -649,14 +651,23 @@ unsafe fn y_values_q8_tile<const G: usize>(
                     if 8 * i + 8 <= n {
                         _mm256_mul_ps(
                             _mm256_loadu_ps(pp.add(8 * i)),
-                            _mm256_loadu_ps(sc.add(8 * i)),
+                            _mm256_cvtph_ps(_mm_loadu_si128(sc.add(8 * i).cast())),
                         )
                     } else {
-                        let mut t = [0f32; 8];
-                        for (k, tk) in t.iter_mut().enumerate().take(n.saturating_sub(8 * i)) {
-                            *tk = *pp.add(8 * i + k) * *sc.add(8 * i + k);
+                        let (mut t, mut d) = ([0f32; 8], [0u16; 8]);
+                        for (k, (tk, dk)) in t
+                            .iter_mut()
+                            .zip(&mut d)
+                            .enumerate()
+                            .take(n.saturating_sub(8 * i))
+                        {
+                            *tk = *pp.add(8 * i + k);
+                            *dk = sc.add(8 * i + k).read_unaligned();
                         }
-                        _mm256_loadu_ps(t.as_ptr())
+                        _mm256_mul_ps(
+                            _mm256_loadu_ps(t.as_ptr()),
+                            _mm256_cvtph_ps(_mm_loadu_si128(d.as_ptr().cast())),
+                        )
                     }
                 });
                 let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
@@ -685,7 +696,7 @@ unsafe fn y_values_q8_tile<const G: usize>(
             // Pairs of positions; an odd `n`'s last pair reads one row past
             // it, inside the chunk, against a zero weight.
             for j in (0..n).step_by(2) {
-                let row = base.add(4 * KV_CHUNK + 32 * j + 16 * half);
+                let row = base.add(V_QUANTS_AT + 32 * j + 16 * half);
                 // The same rows of the next chunk (never faults).
                 _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(cs).cast());
                 let a = _mm256_cvtepi8_epi16(_mm_loadu_si128(row.cast()));
