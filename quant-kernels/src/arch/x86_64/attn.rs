@@ -13,7 +13,9 @@
 //! (`prefetcht1`) as the gemvs do: into L1 the F16 pair of kernels ran a
 //! cold token at depth 1024 in 2.14 ms, into L2 in 1.85–1.89 ms (`cargo
 //! bench -p ember-quant --bench attn`, 2026-11-27; Q8_0 unchanged at
-//! 1.26–1.30 ms; one chunk ahead, or 64 rows, no better).
+//! 1.26–1.30 ms; one chunk ahead, or 64 rows, no better). Prefetches stop
+//! at the last chunk being read ([`ahead_chunks`]): past it lie the cache's
+//! unwritten positions, or another thread's chunks.
 //!
 //! Soundness: the `#[target_feature]` functions here are only reachable
 //! through [`kernels`], which hands them out only when the CPU has the
@@ -91,6 +93,20 @@ pub(crate) fn q8_kernels(t: Tier) -> Option<Q8Kernels> {
     }
 }
 
+/// The bytes from chunk `c` to the chunk that its loop prefetches, `k`
+/// chunks on (`cs` bytes apart), while that one is among the `nch` being
+/// read; past them, 0: the prefetches then touch chunk `c` itself, which
+/// is in cache, rather than fetching positions that no one reads (the
+/// cache's unwritten end, or another thread's chunks).
+#[inline(always)]
+fn ahead_chunks(c: usize, nch: usize, k: usize, cs: usize) -> usize {
+    if c + k < nch {
+        k * cs
+    } else {
+        0
+    }
+}
+
 /// The Q8_0 value weights' i16 rounding, shared by the AVX-512 and AVX2
 /// tiers so that their sums agree bit for bit: for a chunk's weights of
 /// largest magnitude `amax` (`nan` if any is NaN), the factor that takes a
@@ -152,6 +168,7 @@ unsafe fn z_scores_q8(
     for c in 0..nch {
         let kc = k[c * cs..c * cs + cb].as_ptr();
         let op = scores[c * KV_CHUNK..].as_mut_ptr();
+        let ahead = ahead_chunks(c, nch, 2, cs);
         macro_rules! go {
             ($g:literal, $p:literal, $part:expr) => {
                 // SAFETY: the chunk holds cb bytes (scales, then hd/4 rows
@@ -159,7 +176,7 @@ unsafe fn z_scores_q8(
                 // scales, scores gn rows of `stride` (≥ this chunk's end)
                 // from `op`.
                 unsafe {
-                    z_scores_q8_tile::<$g, $p>(hd, nb, qp, dp, &bias, kc, cs, $part, op, stride)
+                    z_scores_q8_tile::<$g, $p>(hd, nb, qp, dp, &bias, kc, ahead, $part, op, stride)
                 }
             };
         }
@@ -182,9 +199,8 @@ unsafe fn z_scores_q8(
 ///
 /// # Safety
 /// AVX-512 tier features and VNNI; `kc` holds a whole Q8_0 key chunk (the
-/// head's next chunks `cs` bytes apart, prefetched only), `qq` `G · hd`
-/// quants, `qd` `G · nb` scales, `out + g · stride` 64 writable f32 for
-/// each `g < G`.
+/// one `ahead` bytes on is prefetched only), `qq` `G · hd` quants, `qd` `G
+/// · nb` scales, `out + g · stride` 64 writable f32 for each `g < G`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn z_scores_q8_tile<const G: usize, const P: usize>(
@@ -194,7 +210,7 @@ unsafe fn z_scores_q8_tile<const G: usize, const P: usize>(
     qd: *const f32,
     bias: &[[i32; Q8_TILE]; MAX_ROW_BLOCKS],
     kc: *const u8,
-    cs: usize,
+    ahead: usize,
     part: usize,
     out: *mut f32,
     stride: usize,
@@ -213,7 +229,7 @@ unsafe fn z_scores_q8_tile<const G: usize, const P: usize>(
                 _mm_prefetch::<_MM_HINT_T1>(
                     sc.add(b * KV_CHUNK + 16 * l)
                         .cast::<u8>()
-                        .wrapping_add(2 * cs)
+                        .wrapping_add(ahead)
                         .cast(),
                 );
             }
@@ -224,7 +240,7 @@ unsafe fn z_scores_q8_tile<const G: usize, const P: usize>(
                 let row = qs.add(d4 * 4 * KV_CHUNK);
                 let k: [__m512i; P] = core::array::from_fn(|v| {
                     // The same 64 bytes of the chunk after next.
-                    _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cs + 64 * v).cast());
+                    _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(ahead + 64 * v).cast());
                     _mm512_xor_si512(_mm512_loadu_si512(row.add(64 * v).cast()), flip)
                 });
                 for (g, a) in acc.iter_mut().enumerate() {
@@ -384,11 +400,13 @@ unsafe fn z_values_q8_tile<const G: usize, const NB: usize, const VNNI: bool>(
         // f32 sums, each vector's columns in `vpunpck*wd` order (undone at
         // the end): [0] holds columns 0–3, 8–11, 16–19, 24–27, [1] the rest.
         let mut acc = [[[_mm512_setzero_ps(); 2]; NB]; G];
-        for c in 0..len.div_ceil(KV_CHUNK) {
+        let nch = len.div_ceil(KV_CHUNK);
+        for c in 0..nch {
             let n = (len - c * KV_CHUNK).min(KV_CHUNK);
+            let ahead = ahead_chunks(c, nch, 1, cs);
             for bi in 0..NB {
                 // The next chunk's scales (never faults).
-                let sc = v.add(c * cs + bi * V_BLOCK_BYTES).wrapping_add(cs);
+                let sc = v.add(c * cs + bi * V_BLOCK_BYTES).wrapping_add(ahead);
                 for l in 0..V_QUANTS_AT / 64 {
                     _mm_prefetch::<_MM_HINT_T1>(sc.wrapping_add(64 * l).cast());
                 }
@@ -438,7 +456,7 @@ unsafe fn z_values_q8_tile<const G: usize, const NB: usize, const VNNI: bool>(
                 let vp: [[__m512i; 2]; NB] = core::array::from_fn(|bi| {
                     let row = v.add(c * cs + bi * V_BLOCK_BYTES + V_QUANTS_AT + 32 * j);
                     // The same rows of the next chunk (never faults).
-                    _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(cs).cast());
+                    _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(ahead).cast());
                     let a = _mm512_cvtepi8_epi16(_mm256_loadu_si256(row.cast()));
                     let b = _mm512_cvtepi8_epi16(_mm256_loadu_si256(row.add(32).cast()));
                     [_mm512_unpacklo_epi16(a, b), _mm512_unpackhi_epi16(a, b)]
@@ -508,10 +526,11 @@ unsafe fn y_scores_q8(
         // (n of them).
         unsafe {
             let (q, d, o) = (qp.add(g0 * hd), dp.add(g0 * nb), op.add(g0 * stride));
+            let ahead = ahead_chunks(c, nch, 2, cs);
             if n == 2 {
-                y_scores_q8_tile::<2>(hd, nb, q, d, kc, cs, part, o, stride);
+                y_scores_q8_tile::<2>(hd, nb, q, d, kc, ahead, part, o, stride);
             } else {
-                y_scores_q8_tile::<1>(hd, nb, q, d, kc, cs, part, o, stride);
+                y_scores_q8_tile::<1>(hd, nb, q, d, kc, ahead, part, o, stride);
             }
         }
     });
@@ -520,9 +539,9 @@ unsafe fn y_scores_q8(
 /// 16 positions (`part` of a chunk) × `G` queries.
 ///
 /// # Safety
-/// AVX2 tier features; `kc` holds a whole Q8_0 key chunk (the head's next
-/// chunks `cs` bytes apart, prefetched only), `qq` `G · hd` quants, `qd` `G
-/// · nb` scales, `out + g · stride` 16 writable f32 for each `g < G`.
+/// AVX2 tier features; `kc` holds a whole Q8_0 key chunk (the one `ahead`
+/// bytes on is prefetched only), `qq` `G · hd` quants, `qd` `G · nb`
+/// scales, `out + g · stride` 16 writable f32 for each `g < G`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn y_scores_q8_tile<const G: usize>(
@@ -531,7 +550,7 @@ unsafe fn y_scores_q8_tile<const G: usize>(
     qq: *const i8,
     qd: *const f32,
     kc: *const u8,
-    cs: usize,
+    ahead: usize,
     part: usize,
     out: *mut f32,
     stride: usize,
@@ -546,7 +565,7 @@ unsafe fn y_scores_q8_tile<const G: usize>(
             let mut acc = [[_mm256_setzero_si256(); 2]; G];
             for d4 in 8 * b..8 * (b + 1) {
                 let row = qs.add(d4 * 4 * KV_CHUNK);
-                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cs).cast());
+                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(ahead).cast());
                 let k0 = _mm256_loadu_si256(row.cast());
                 let k1 = _mm256_loadu_si256(row.add(32).cast());
                 for (g, a) in acc.iter_mut().enumerate() {
@@ -635,12 +654,14 @@ unsafe fn y_values_q8_tile<const G: usize>(
         // f32 sums, each vector's columns in `vpunpck*wd` order (undone at
         // the end): [0] holds columns 0–3 and 8–11, [1] the rest.
         let mut acc = [[_mm256_setzero_ps(); 2]; G];
-        for c in 0..len.div_ceil(KV_CHUNK) {
+        let nch = len.div_ceil(KV_CHUNK);
+        for c in 0..nch {
             let n = (len - c * KV_CHUNK).min(KV_CHUNK);
             let base = v.add(c * cs);
+            let ahead = ahead_chunks(c, nch, 1, cs);
             // The next chunk's scales (never faults).
             for l in 0..V_QUANTS_AT / 64 {
-                _mm_prefetch::<_MM_HINT_T1>(base.wrapping_add(cs + 64 * l).cast());
+                _mm_prefetch::<_MM_HINT_T1>(base.wrapping_add(ahead + 64 * l).cast());
             }
             let sc = base.cast::<u16>();
             for (g, (qg, ug)) in qw.iter_mut().zip(unq.iter_mut()).enumerate() {
@@ -698,7 +719,7 @@ unsafe fn y_values_q8_tile<const G: usize>(
             for j in (0..n).step_by(2) {
                 let row = base.add(V_QUANTS_AT + 32 * j + 16 * half);
                 // The same rows of the next chunk (never faults).
-                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(cs).cast());
+                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(ahead).cast());
                 let a = _mm256_cvtepi8_epi16(_mm_loadu_si128(row.cast()));
                 let b = _mm256_cvtepi8_epi16(_mm_loadu_si128(row.add(32).cast()));
                 let x = [_mm256_unpacklo_epi16(a, b), _mm256_unpackhi_epi16(a, b)];
@@ -762,15 +783,16 @@ fn z_scores<const F16: bool>(
             let kc = k[c * cs..c * cs + cb].as_ptr();
             let qp = q[g0 * hd..].as_ptr();
             let op = scores[g0 * stride + c * KV_CHUNK..].as_mut_ptr();
+            let ahead = ahead_chunks(c, nch, 2, cs);
             // SAFETY: only reachable via `kernels`, which checked the AVX-512
             // tier; the chunk holds hd·64 elements, q gn·hd values from g0,
             // and scores gn rows of `stride` (≥ this chunk's end) from `op`.
             unsafe {
                 match gn {
-                    4 => z_scores_tile::<4, F16>(hd, qp, kc, cs, op, stride),
-                    3 => z_scores_tile::<3, F16>(hd, qp, kc, cs, op, stride),
-                    2 => z_scores_tile::<2, F16>(hd, qp, kc, cs, op, stride),
-                    _ => z_scores_tile::<1, F16>(hd, qp, kc, cs, op, stride),
+                    4 => z_scores_tile::<4, F16>(hd, qp, kc, ahead, op, stride),
+                    3 => z_scores_tile::<3, F16>(hd, qp, kc, ahead, op, stride),
+                    2 => z_scores_tile::<2, F16>(hd, qp, kc, ahead, op, stride),
+                    _ => z_scores_tile::<1, F16>(hd, qp, kc, ahead, op, stride),
                 }
             }
             g0 += gn;
@@ -781,15 +803,15 @@ fn z_scores<const F16: bool>(
 /// One chunk (64 positions) × `G` queries.
 ///
 /// # Safety
-/// AVX-512 tier features; `kc` holds `hd · 64` elements (the head's next
-/// chunks `cs` bytes apart, prefetched only), `q` `G · hd` f32, `out + g ·
+/// AVX-512 tier features; `kc` holds `hd · 64` elements (the chunk
+/// `ahead` bytes on is prefetched only), `q` `G · hd` f32, `out + g ·
 /// stride` 64 writable f32 for each `g < G`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
 unsafe fn z_scores_tile<const G: usize, const F16: bool>(
     hd: usize,
     q: *const f32,
     kc: *const u8,
-    cs: usize,
+    ahead: usize,
     out: *mut f32,
     stride: usize,
 ) {
@@ -800,9 +822,9 @@ unsafe fn z_scores_tile<const G: usize, const F16: bool>(
         for d in 0..hd {
             let row = kc.add(d * KV_CHUNK * es);
             // The same rows of the chunk after next (prefetching never faults).
-            _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cs).cast());
+            _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(ahead).cast());
             if F16 {
-                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(2 * cs + 64).cast());
+                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(ahead + 64).cast());
             }
             let kv: [__m512; 4] = core::array::from_fn(|j| zload::<F16>(row.add(16 * j * es)));
             for (g, a) in acc.iter_mut().enumerate() {
@@ -904,16 +926,20 @@ unsafe fn z_values_tile<const G: usize, const NV: usize, const F16: bool>(
     let mut acc = [[_mm512_setzero_ps(); NV]; G];
     // SAFETY: caller's contract.
     unsafe {
-        for c in 0..len.div_ceil(KV_CHUNK) {
+        let nch = len.div_ceil(KV_CHUNK);
+        for c in 0..nch {
             let base = v.add(c * cs);
             for j in 0..(len - c * KV_CHUNK).min(KV_CHUNK) {
                 let row = base.add(j * rb);
-                // 32 rows ahead, in this chunk or the next, each cache line
-                // this tile reads of the row (prefetching never faults).
+                // 32 rows ahead, in this chunk or the next (if read), each
+                // cache line this tile reads of the row (prefetching never
+                // faults).
                 let ahead = if j < KV_CHUNK - 32 {
                     row.wrapping_add(32 * rb)
-                } else {
+                } else if c + 1 < nch {
                     base.wrapping_add(cs + (j + 32 - KV_CHUNK) * rb)
+                } else {
+                    row
                 };
                 _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
                 if 16 * NV * es > 64 {
