@@ -948,15 +948,17 @@ pub(crate) fn q8_value_tiles_16(
     }
 }
 
-/// The f16 scales of a Q8_0 key or value chunk's block for its
-/// [`KV_CHUNK`] positions (`b` holds them, little-endian), widened to f32.
+/// Scale `j` of a Q8_0 key or value chunk's block (`b` holds its f16
+/// scales, little-endian), widened to f32.
+#[inline(always)]
+fn q8_scale(b: &[u8], j: usize) -> f32 {
+    crate::fp::f16_to_f32([b[Q8_SCALE_BYTES * j], b[Q8_SCALE_BYTES * j + 1]])
+}
+
+/// All [`KV_CHUNK`] scales of a Q8_0 key chunk's block ([`q8_scale`]).
 #[inline(always)]
 fn q8_scales(b: &[u8]) -> [f32; KV_CHUNK] {
-    let mut d = [0f32; KV_CHUNK];
-    for (x, h) in d.iter_mut().zip(b.chunks_exact(Q8_SCALE_BYTES)) {
-        *x = crate::fp::f16_to_f32([h[0], h[1]]);
-    }
-    d
+    core::array::from_fn(|j| q8_scale(b, j))
 }
 
 /// Q8_0 scores (module docs), the reference: per chunk, the integer sums of
@@ -1034,7 +1036,7 @@ pub(crate) fn values_q8_generic(
         for b in cols.c0 / QK..cols.c1 / QK {
             let at = c * cs + b * V_BLOCK_BYTES;
             let vb = &v[at..at + V_BLOCK_BYTES];
-            let d = crate::fp::f16_to_f32([vb[2 * j], vb[2 * j + 1]]);
+            let d = q8_scale(vb, j);
             let row = &vb[V_QUANTS_AT + j * QK..V_QUANTS_AT + (j + 1) * QK];
             let mut vf = [0f32; QK];
             for (f, &x) in vf.iter_mut().zip(row) {

@@ -1714,8 +1714,9 @@ mod tests {
         assert!(own_scores_pay(3, 2, 3)); // a head each
         assert!(!own_scores_pay(3, 2, 4)); // one thread touches 2 of 0.75
         assert!(own_scores_pay(3, 2, 6)); // a unit each: 1 head of 0.5
-                                          // 8 KV heads of 128 dims (4 units each): whole heads where the
-                                          // threads divide them; at 3 threads one touches 4 heads of 2.67.
+
+        // 8 KV heads of 128 dims (4 units each): whole heads where the
+        // threads divide them; at 3 threads one touches 4 heads of 2.67.
         for t in [2, 4, 8, 16] {
             assert!(own_scores_pay(8, 4, t), "{t} threads");
         }
