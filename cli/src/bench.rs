@@ -121,6 +121,11 @@ pub fn read_bandwidth(threads: usize) -> f64 {
     size as f64 / best
 }
 
+/// Below this share of the model in huge pages, `ember bench` says so: a
+/// file the page cache holds in 4 KiB folios is mapped in 4 KiB pages
+/// (docs/performance.md, "Weights in huge pages").
+const SMALL_PAGES_NOTE: f64 = 0.5;
+
 /// Peak resident set size of this process in bytes (Linux: VmHWM), if known.
 pub fn peak_rss() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -155,6 +160,9 @@ struct Row {
     peak_rss: Option<u64>,
     /// Weight bytes read per generated token.
     bytes_per_token: u64,
+    /// Share of the model's resident bytes in huge pages, after the runs
+    /// (`ember::sys::huge_page_share`; Linux only).
+    huge_pages: Option<f64>,
     /// Stage times over the measured runs, with `--profile`.
     profile: Option<Profile>,
 }
@@ -313,6 +321,7 @@ fn bench_config(
                 load_ms,
                 peak_rss: peak_rss(),
                 bytes_per_token: model.weight_bytes_per_token(),
+                huge_pages: ember::sys::huge_page_share(model.file().bytes()),
                 profile: a.profile.then_some(profile),
             });
         }
@@ -354,6 +363,14 @@ pub fn run(a: Args) -> Result<(), Failure> {
     let mut rows = Vec::new();
     for m in &models {
         bench_model(m, &a, &threads, &mut rows)?;
+        let share = rows.last().and_then(|r| r.huge_pages);
+        if let Some(s) = share.filter(|&s| s < SMALL_PAGES_NOTE) {
+            eprintln!(
+                "note: only {:.0}% of {} is mapped in huge pages (the page cache holds it in small ones), which slows decode, by a quarter at 1 thread on the machine of docs/performance.md; --mmap 0 reads it into huge pages",
+                100.0 * s,
+                m.display()
+            );
+        }
     }
     let bw: Vec<(usize, f64)> = if a.roofline {
         threads.iter().map(|&t| (t, read_bandwidth(t))).collect()
@@ -402,6 +419,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
                     "load_ms": r.load_ms,
                     "peak_rss_bytes": r.peak_rss,
                     "weight_bytes_per_token": r.bytes_per_token,
+                    "weights_huge_page_share": r.huge_pages,
                     "read_bandwidth_bytes_per_s": roof(r).map(|x| x.0),
                     "roofline_ts": roof(r).map(|x| x.1),
                     "roofline_fraction": roof(r).map(|x| avg_ts / x.1),

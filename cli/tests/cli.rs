@@ -366,6 +366,15 @@ fn bench_json_has_llama_bench_fields_and_the_profile() {
         assert_eq!(r["n_threads"], 1);
         assert_eq!(r["samples_ts"].as_array().unwrap().len(), 2);
         assert!(r["avg_ts"].as_f64().unwrap() > 0.0);
+        // The model is resident after the runs, so on Linux its share in
+        // huge pages is known; elsewhere it is null.
+        let share = &r["weights_huge_page_share"];
+        if cfg!(target_os = "linux") {
+            let s = share.as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&s), "{s}");
+        } else {
+            assert!(share.is_null());
+        }
         let p = r["profile_ms_per_token"].as_object().unwrap();
         let names = [
             "embed",

@@ -151,6 +151,58 @@ pub fn huge_buffer(len: usize) -> Option<impl std::ops::DerefMut<Target = [u8]>>
     crate::gguf::mmap::huge_anon(len).ok()
 }
 
+/// How much of `b`'s resident memory is mapped in huge pages (2 MiB on
+/// x86-64), from 0 to 1, read from `/proc/self/smaps`: every mapping that
+/// overlaps `b`, its `FilePmdMapped`, `ShmemPmdMapped` and `AnonHugePages`
+/// over its `Rss`. A model's weights decode markedly faster from huge pages
+/// (see [`drop_cached`]), and whether the kernel gave them is up to the page
+/// cache, so `ember bench` reports it. `None` off Linux, or where nothing
+/// of `b` is resident or the file cannot be read.
+pub fn huge_page_share(b: &[u8]) -> Option<f64> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        let (lo, hi) = (b.as_ptr() as usize, b.as_ptr() as usize + b.len());
+        smaps_huge_share(&smaps, lo, hi)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = b;
+        None
+    }
+}
+
+/// [`huge_page_share`] over the text of an smaps file, for the addresses
+/// `lo..hi`: a mapping starts at a line `START-END PERMS …` (hexadecimal),
+/// and its fields are `Name:   N kB` lines until the next one.
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+fn smaps_huge_share(smaps: &str, lo: usize, hi: usize) -> Option<f64> {
+    let (mut rss, mut huge, mut inside) = (0u64, 0u64, false);
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if let Some((a, z)) = first.split_once('-') {
+            if let (Ok(a), Ok(z)) = (usize::from_str_radix(a, 16), usize::from_str_radix(z, 16)) {
+                inside = a < hi && lo < z;
+                continue;
+            }
+        }
+        if !inside {
+            continue;
+        }
+        let kb = words
+            .next()
+            .and_then(|w| w.parse::<u64>().ok())
+            .unwrap_or(0);
+        match first {
+            "Rss:" => rss += kb,
+            "FilePmdMapped:" | "ShmemPmdMapped:" | "AnonHugePages:" => huge += kb,
+            _ => {}
+        }
+    }
+    (rss > 0).then(|| (huge as f64 / rss as f64).min(1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +284,45 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), data);
         std::fs::remove_file(&p).unwrap();
         drop_cached(&p);
+    }
+
+    /// Only the mappings that overlap the range count, and each one's huge
+    /// pages are weighed against its resident memory.
+    #[test]
+    fn huge_page_share_reads_the_overlapping_mappings() {
+        let smaps = "\
+7f0000000000-7f0000600000 r--s 00000000 fd:00 42 /models/a.gguf
+Size:               6144 kB
+Rss:                6144 kB
+FilePmdMapped:      4096 kB
+AnonHugePages:         0 kB
+7f0000600000-7f0000800000 rw-p 00000000 00:00 0
+Size:               2048 kB
+Rss:                2048 kB
+AnonHugePages:      2048 kB
+VmFlags: rd wr mr mw me ac
+";
+        let share = |lo, hi| smaps_huge_share(smaps, lo, hi);
+        assert_eq!(
+            share(0x7f00_0000_0000, 0x7f00_0060_0000),
+            Some(4096.0 / 6144.0)
+        );
+        assert_eq!(share(0x7f00_0060_0000, 0x7f00_0060_1000), Some(1.0));
+        assert_eq!(
+            share(0x7f00_0010_0000, 0x7f00_0070_0000),
+            Some(6144.0 / 8192.0)
+        );
+        assert_eq!(share(0x1000, 0x2000), None, "nothing mapped there");
+        assert_eq!(smaps_huge_share("", 0, usize::MAX), None);
+    }
+
+    /// This process's own heap is resident, so its share is known on Linux.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn huge_page_share_of_live_memory_is_a_fraction() {
+        let v = vec![1u8; 8 << 20];
+        let s = huge_page_share(&v).expect("the heap is resident");
+        assert!((0.0..=1.0).contains(&s), "{s}");
     }
 
     #[test]
