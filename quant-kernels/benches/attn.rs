@@ -12,7 +12,10 @@
 //! query heads × 30 layers), per tier.
 //!
 //! The cache is laid out as the runtime lays it out: one buffer each for
-//! keys and values, `[chunk][head]`, in 2 MiB pages (see [`Token`]).
+//! keys and values, `[chunk][head]`, in 2 MiB pages (see [`Token`]), and
+//! read with the runtime's hints (`attn_prefetch`): a head's first value
+//! chunk fetched ahead before its scores, the next head's first key chunk
+//! before its value sums.
 //!
 //! A summary is printed first (skip it with `EMBER_BENCH_SUMMARY=0`): ms per
 //! token and GB/s for `token` warm (the same 90 heads again and again, so
@@ -37,8 +40,9 @@ use std::time::Instant;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ember_quant::bench_support::sum_u64_words;
 use ember_quant::{
-    attn_scores_with, attn_values_with, gemv_with, kv_pos_bytes, kv_write_key, kv_write_value,
-    quantize_row, quantize_row_act, softmax_with, vec_dot_type, GgmlType, Tier, KV_CHUNK,
+    attn_prefetch, attn_scores_with, attn_values_with, gemv_with, kv_pos_bytes, kv_write_key,
+    kv_write_value, quantize_row, quantize_row_act, softmax_with, vec_dot_type, GgmlType, Tier,
+    KV_CHUNK,
 };
 
 const HD: usize = 64;
@@ -141,15 +145,24 @@ fn scratch() -> Scratch {
 }
 
 /// Scores, then value sums, for one head (the probabilities are left
-/// uniform: softmax is not what is measured).
-fn one(t: Tier, ty: GgmlType, (k, v): (&[u8], &[u8]), s: &mut Scratch) {
+/// uniform: softmax is not what is measured), with the runtime's hints:
+/// the values' first chunk fetched ahead before the scores, and the next
+/// head's first key chunk (`next`) before the values.
+fn one(t: Tier, ty: GgmlType, (k, v): (&[u8], &[u8]), next: Option<&[u8]>, s: &mut Scratch) {
     let stride = LEN.next_multiple_of(KV_CHUNK);
-    let cs = HEADS * KV_CHUNK * kv_pos_bytes(ty, HD).unwrap();
+    let cb = KV_CHUNK * kv_pos_bytes(ty, HD).unwrap();
+    let cs = HEADS * cb;
     if s.part != Part::Values {
+        if s.part == Part::Both {
+            attn_prefetch(ty, HD, &v[..cb], false, 0..HD).unwrap();
+        }
         attn_scores_with(t, ty, HD, GROUP, &s.q, k, cs, LEN, &mut s.probs, stride).unwrap();
         s.probs.fill(1.0 / LEN as f32);
     }
     if s.part != Part::Scores {
+        if let Some(nk) = next.filter(|_| s.part == Part::Both) {
+            attn_prefetch(ty, HD, &nk[..cb], true, 0..HD).unwrap();
+        }
         attn_values_with(t, ty, HD, GROUP, &s.probs, stride, v, cs, LEN, &mut s.out).unwrap();
     }
     black_box(&s.out);
@@ -158,7 +171,8 @@ fn one(t: Tier, ty: GgmlType, (k, v): (&[u8], &[u8]), s: &mut Scratch) {
 /// One token's attention: every head of `tok`.
 fn token(t: Tier, ty: GgmlType, tok: &Token, s: &mut Scratch) {
     for h in 0..HEADS {
-        one(t, ty, tok.head(h), s);
+        let next = (h + 1 < HEADS).then(|| tok.head(h + 1).0);
+        one(t, ty, tok.head(h), next, s);
     }
 }
 
@@ -303,8 +317,12 @@ fn model_tokens(t: Tier, ty: GgmlType, ws: &mut Weights, after: After) -> (f64, 
             match after {
                 After::Nothing => {}
                 After::Attention(tok) => {
+                    // The runtime fetches a layer's first key chunk
+                    // during its q/k/v matmul, the rest as above.
+                    attn_prefetch(ty, HD, &tok.head(3 * l).0[..tok.cb], true, 0..HD).unwrap();
                     for h in 3 * l..3 * l + 3 {
-                        one(t, ty, tok.head(h), &mut s);
+                        let next = (h + 1 < 3 * l + 3).then(|| tok.head(h + 1).0);
+                        one(t, ty, tok.head(h), next, &mut s);
                     }
                 }
                 After::Read(tok) => {
@@ -362,7 +380,7 @@ fn benches(c: &mut Criterion) {
             g.throughput(Throughput::Bytes((2 * tok.bytes() / HEADS) as u64));
             let mut s = scratch();
             g.bench_function(BenchmarkId::new(format!("head/{ty}"), t), |b| {
-                b.iter(|| one(t, *ty, tok.head(0), &mut s))
+                b.iter(|| one(t, *ty, tok.head(0), None, &mut s))
             });
             g.throughput(Throughput::Bytes(2 * tok.bytes() as u64));
             g.bench_function(BenchmarkId::new(format!("token/{ty}"), t), |b| {

@@ -693,6 +693,83 @@ pub fn kv_prefetch(
     })
 }
 
+/// Hints that one chunk of a head's cache is about to be read: a key chunk
+/// (`key`; all of it, as [`attn_scores`] reads it) or the columns `cols` of
+/// a value chunk (as [`attn_values_cols`] reads them), so that its cache
+/// lines are fetched into L2 ahead (`prefetcht1`, `prfm pldl2keep`; nothing
+/// where the target has no prefetch here). The kernels fetch each chunk of
+/// a head ahead of reading it, all but the first: issued while the stream
+/// before it is read (the head's keys before its values, one head's values
+/// before the next head's keys), this keeps the reads going from one
+/// stream into the next. Lines past the end of `chunk` are left out. A hint
+/// only: no result depends on it.
+pub fn attn_prefetch(
+    ty: GgmlType,
+    hd: usize,
+    chunk: &[u8],
+    key: bool,
+    cols: core::ops::Range<usize>,
+) -> Result<(), Error> {
+    let pb = kv_pos_bytes(ty, hd)?;
+    let cb = product("attn_prefetch: chunk bytes", &[KV_CHUNK, pb])?;
+    let edge_ok = |c: usize| c.is_multiple_of(QK) || c == hd;
+    if cols.start > cols.end || cols.end > hd || !edge_ok(cols.start) || !edge_ok(cols.end) {
+        return Err(Error::BufferSize {
+            what: "attn_prefetch: column range (ends multiples of 32, within the head)",
+            expected: hd,
+            got: cols.end,
+        });
+    }
+    let chunk = &chunk[..chunk.len().min(cb)];
+    let base = chunk.as_ptr() as usize;
+    chunk_lines(ty, hd, base, chunk.len(), key, cols, |at| {
+        crate::arch::prefetch_read(chunk, at)
+    });
+    Ok(())
+}
+
+/// Calls `f` once with an offset into each 64-byte cache line of a chunk
+/// of `len` bytes at address `base` that [`attn_prefetch`] fetches (the
+/// key chunk, or value columns `cols`, of a valid `ty` and `hd`), in
+/// address order, each offset below `len`.
+fn chunk_lines(
+    ty: GgmlType,
+    hd: usize,
+    base: usize,
+    len: usize,
+    key: bool,
+    cols: core::ops::Range<usize>,
+    mut f: impl FnMut(usize),
+) {
+    let pb = kv_pos_bytes(ty, hd).unwrap_or(0);
+    // Every line that bytes `start..start + n` touch, from `start`'s, but
+    // the one the last run ended in (adjacent rows can share it).
+    let mut last = None;
+    let mut lines = |start: usize, n: usize| {
+        let end = start.saturating_add(n).min(len);
+        let mut at = start;
+        while at < end {
+            if last != Some((base + at) / 64) {
+                f(at);
+                last = Some((base + at) / 64);
+            }
+            at = ((base + at) | 63) + 1 - base;
+        }
+    };
+    if key {
+        lines(0, KV_CHUNK * pb);
+    } else if ty == GgmlType::Q8_0 {
+        // Whole blocks: scales then quants (`write_row`'s layout).
+        let blocks = cols.start / QK..cols.end.div_ceil(QK);
+        lines(blocks.start * V_BLOCK_BYTES, blocks.len() * V_BLOCK_BYTES);
+    } else {
+        let es = pb / hd;
+        for j in 0..KV_CHUNK {
+            lines(j * pb + cols.start * es, cols.len() * es);
+        }
+    }
+}
+
 /// Calls `f` with byte offsets into a chunk that hit every 64-byte cache
 /// line that `write_row(ty, hd, chunk, j, _, key)` writes, whatever the
 /// chunk's alignment: one per scattered element (at most 4 bytes, aligned
@@ -1055,6 +1132,65 @@ pub(crate) fn values_q8_generic(
 
 #[cfg(test)]
 mod tests {
+    /// Each line a chunk's prefetch covers is visited once, in order, and
+    /// every byte the kernel reads (the whole key chunk, or the value
+    /// columns' bytes) is in a visited line, for any alignment of the chunk.
+    #[test]
+    fn prefetch_visits_each_line_read_once() {
+        use super::*;
+        for (ty, hd) in [
+            (GgmlType::F16, 64),
+            (GgmlType::F32, 64),
+            (GgmlType::F16, 80),
+            (GgmlType::Q8_0, 64),
+            (GgmlType::Q8_0, 96),
+        ] {
+            let pb = kv_pos_bytes(ty, hd).unwrap();
+            let cb = KV_CHUNK * pb;
+            let mut parts = vec![(true, 0..hd), (false, 0..hd)];
+            for c in (0..hd).step_by(QK) {
+                parts.push((false, c..(c + QK).min(hd)));
+            }
+            for base in [0usize, 4096, 4096 + 2, 4096 + 37, 4096 + 63] {
+                for (key, cols) in parts.clone() {
+                    let mut seen = Vec::new();
+                    chunk_lines(ty, hd, base, cb, key, cols.clone(), |at| seen.push(at));
+                    let line = |at: usize| (base + at) / 64;
+                    assert!(seen.iter().all(|&at| at < cb), "{ty} {hd} {key}");
+                    assert!(
+                        seen.windows(2).all(|w| line(w[0]) < line(w[1])),
+                        "{ty} {hd} {base} {key} {cols:?}: lines in order, once"
+                    );
+                    let read: Vec<usize> = if key {
+                        (0..cb).collect()
+                    } else if ty == GgmlType::Q8_0 {
+                        (cols.start / QK * V_BLOCK_BYTES..cols.end.div_ceil(QK) * V_BLOCK_BYTES)
+                            .collect()
+                    } else {
+                        let es = pb / hd;
+                        (0..KV_CHUNK)
+                            .flat_map(|j| j * pb + cols.start * es..j * pb + cols.end * es)
+                            .collect()
+                    };
+                    let lines: std::collections::BTreeSet<usize> =
+                        seen.iter().map(|&at| line(at)).collect();
+                    assert!(
+                        read.iter().all(|&b| lines.contains(&line(b))),
+                        "{ty} {hd} {base} {key} {cols:?}: a byte read is in no line fetched"
+                    );
+                    assert_eq!(
+                        lines.len(),
+                        read.iter()
+                            .map(|&b| line(b))
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .len(),
+                        "{ty} {hd} {base} {key} {cols:?}: only the lines read"
+                    );
+                }
+            }
+        }
+    }
+
     use super::*;
 
     /// Every byte that a key or value write changes lies in a line that

@@ -31,8 +31,9 @@ pub mod vecops;
 use core::ops::Range;
 
 pub use attn::{
-    attn_scores, attn_scores_with, attn_values, attn_values_cols, attn_values_cols_with,
-    attn_values_with, kv_pos_bytes, kv_prefetch, kv_write_key, kv_write_value, KV_CHUNK,
+    attn_prefetch, attn_scores, attn_scores_with, attn_values, attn_values_cols,
+    attn_values_cols_with, attn_values_with, kv_pos_bytes, kv_prefetch, kv_write_key,
+    kv_write_value, KV_CHUNK,
 };
 pub use dispatch::{cpu_features, resolve_tier, tier, try_tier, CpuFeatures, Tier};
 pub use error::Error;

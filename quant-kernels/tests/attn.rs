@@ -11,8 +11,8 @@
 
 use ember_quant::fp::{f16_to_f32, f32_to_f16};
 use ember_quant::{
-    attn_scores_with, attn_values_cols_with, attn_values_with, kv_pos_bytes, kv_write_key,
-    kv_write_value, quantize_row_act, GgmlType, Tier, KV_CHUNK,
+    attn_prefetch, attn_scores_with, attn_values_cols_with, attn_values_with, kv_pos_bytes,
+    kv_write_key, kv_write_value, quantize_row_act, GgmlType, Tier, KV_CHUNK,
 };
 
 struct Rng(u64);
@@ -188,6 +188,22 @@ fn attention_rejects_bad_sizes() {
     assert!(attn_values_with(t, GgmlType::F16, 64, 1, &p, 10, &v, cb, 11, &mut o).is_err());
     assert!(attn_values_with(t, GgmlType::F16, 64, 2, &p, 10, &v, cb, 10, &mut o).is_err());
     assert!(attn_values_with(t, GgmlType::F16, 64, 1, &p, 10, &v, cb - 2, 10, &mut o).is_err());
+    // The prefetch hint checks its type, head and columns as the kernels
+    // do; a short or unaligned chunk is fine (lines past it are left out).
+    let c = vec![0u8; cb];
+    for ty in [GgmlType::F16, GgmlType::F32, GgmlType::Q8_0] {
+        assert!(attn_prefetch(ty, 64, &c, true, 0..64).is_ok());
+        assert!(attn_prefetch(ty, 64, &c, false, 32..64).is_ok());
+        assert!(attn_prefetch(ty, 64, &c[3..100], false, 0..64).is_ok());
+        assert!(attn_prefetch(ty, 64, &[], true, 0..64).is_ok());
+        assert!(attn_prefetch(ty, 64, &c, false, 0..40).is_err());
+        assert!(attn_prefetch(ty, 64, &c, false, 32..96).is_err());
+        #[allow(clippy::reversed_empty_ranges)]
+        let backwards = attn_prefetch(ty, 64, &c, false, 64..32);
+        assert!(backwards.is_err());
+    }
+    assert!(attn_prefetch(GgmlType::Q4_0, 64, &c, true, 0..64).is_err());
+    assert!(attn_prefetch(GgmlType::Q8_0, 40, &c, true, 0..40).is_err());
 }
 
 /// The f16 at index `i` of a little-endian byte slice.

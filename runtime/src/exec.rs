@@ -639,12 +639,20 @@ impl Shared<'_> {
             }
             let units = c * per..((c + 1) * per).min(total);
             self.chunk_at[c].store(pack_at(tid, at), Ordering::Relaxed);
-            for u in units {
+            for u in units.clone() {
                 let (i, kvh) = (u / nkv, u % nkv);
                 let len = pos0 + i + 1;
+                // The values' first chunk comes in while the scores run.
+                geom.prefetch_chunk(vb, layer, kvh, 0, false, 0..hd);
                 // The group's queries (heads kvh·group ..).
                 let q0 = i * qd + kvh * group * hd;
                 geom.head_probabilities(layer, kvh, len, &q[q0..q0 + group * hd], kb, qg, probs)?;
+                // The next unit's first key chunk comes in while these
+                // values are summed: the next unit is this thread's if it
+                // is in this batch of units, or if there is one thread.
+                if u + 1 < units.end || (self.n_threads == 1 && u + 1 < total) {
+                    geom.prefetch_chunk(kb, layer, (u + 1) % nkv, 0, true, 0..hd);
+                }
                 // This head's values: whole chunks up to len.
                 let v = &vb[geom.chunks(layer, kvh, 0..len.div_ceil(KV_CHUNK))];
                 let o = &mut out[at..at + group * hd];
@@ -681,6 +689,9 @@ impl Shared<'_> {
         let qg = &mut att[..group * hd];
         for kvh in 0..nkv {
             geom.load_queries(qg, &q[kvh * group * hd..(kvh + 1) * group * hd]);
+            if kvh + 1 < nkv {
+                geom.prefetch_chunk(kb, layer, kvh + 1, chunks.start, true, 0..hd);
+            }
             let k = &kb[geom.chunks(layer, kvh, chunks.clone())];
             let o = &mut sc[kvh * group * n_pad + chunks.start * KV_CHUNK..];
             ember_quant::attn_scores(ty, hd, group, qg, k, cs, chunks.len() * KV_CHUNK, o, n_pad)?;
@@ -723,8 +734,13 @@ impl Shared<'_> {
         let (probs, rest) = att.split_at_mut(group * n_pad);
         let mut have = None;
         let u0 = units.start;
-        for u in units {
-            let (kvh, s) = (u / (hd / sw), u % (hd / sw));
+        let unit = |u: usize| (u / (hd / sw), u % (hd / sw));
+        for u in units.clone() {
+            let (kvh, s) = unit(u);
+            if u == u0 {
+                // Later units' first value chunks are fetched ahead below.
+                geom.prefetch_chunk(vb, layer, kvh, 0, false, s * sw..(s + 1) * sw);
+            }
             if have != Some(kvh) && own_scores {
                 let q = read(&self.q);
                 let qg = rest.get_mut(..group * hd).ok_or_else(|| {
@@ -748,6 +764,16 @@ impl Shared<'_> {
                 }
                 geom.probabilities(probs, len);
                 have = Some(kvh);
+            }
+            // The next unit's first chunks come in while these values are
+            // summed: its keys if it starts a head whose scores this thread
+            // computes, and its columns of the values.
+            if u + 1 < units.end {
+                let (nh, ns) = unit(u + 1);
+                if nh != kvh && own_scores {
+                    geom.prefetch_chunk(kb, layer, nh, 0, true, 0..hd);
+                }
+                geom.prefetch_chunk(vb, layer, nh, 0, false, ns * sw..(ns + 1) * sw);
             }
             let v = &vb[geom.chunks(layer, kvh, 0..nch)];
             let o = &mut out[(u - u0) * group * sw..(u - u0 + 1) * group * sw];
@@ -790,6 +816,28 @@ impl AttnGeom {
         let cb = KV_CHUNK * self.pb;
         let at = kv_chunk_at(self.cs, cb, self.nkv, layer, kvh, chunks.start);
         at..at + (chunks.len().max(1) - 1) * self.cs + cb
+    }
+
+    /// Hints chunk `c` of KV head `kvh`'s keys (`key`) or of its values'
+    /// columns `cols` in `layer` into cache ahead of the kernel that reads
+    /// it (`ember_quant::attn_prefetch`). The kernels fetch a head's later
+    /// chunks as they go; issued while the stream before this one is read
+    /// (a head's keys before its values, one head's values before the next
+    /// head's keys), this keeps the reads going across the change instead
+    /// of starting each stream on a miss. A hint only: an error (a bad cache
+    /// type, which the kernels report) is ignored.
+    fn prefetch_chunk(
+        &self,
+        cache: &[u8],
+        layer: usize,
+        kvh: usize,
+        c: usize,
+        key: bool,
+        cols: std::ops::Range<usize>,
+    ) {
+        if let Some(chunk) = cache.get(self.chunks(layer, kvh, c..c + 1)) {
+            let _ = ember_quant::attn_prefetch(self.ty, self.hd, chunk, key, cols);
+        }
     }
 
     /// A group's queries copied into `qg`, rounded to the cache's precision
@@ -1449,9 +1497,10 @@ impl Exec<'_, '_> {
     /// weights have passed through the caches since the chunk was read).
     /// Issued by the main thread once the q, k, v matmul is posted, the
     /// misses overlap that matmul, and the other threads take the chunks
-    /// the main thread has no time for. A hint only; only for a few tokens,
-    /// as a prompt's batch writes whole chunks; an error here (a bad cache
-    /// type) is left for `store_kv` to report.
+    /// the main thread has no time for. The layer's first key chunk comes
+    /// in then too, so that its attention starts on a hit. A hint only;
+    /// only for a few tokens, as a prompt's batch writes whole chunks; an
+    /// error here (a bad cache type) is left for `store_kv` to report.
     fn prefetch_kv(&self, layer: usize, n: usize, pos0: usize) {
         const MAX_TOKENS: usize = 4;
         if n > MAX_TOKENS {
@@ -1476,6 +1525,9 @@ impl Exec<'_, '_> {
                 }
             }
         }
+        // Then the first key chunk of the layer's first head, which its
+        // attention reads first (`AttnGeom::prefetch_chunk`).
+        geom.prefetch_chunk(kc, layer, 0, 0, true, 0..geom.hd);
     }
 }
 

@@ -38,6 +38,21 @@ pub(crate) fn prefetch_write(b: &[u8], at: usize) {
     let _ = p;
 }
 
+/// Hints that byte `at` of `b` is about to be read, so that its cache line
+/// is fetched into L2 ahead (nothing where the target has no prefetch here,
+/// or `at` is out of range). A hint only: no result depends on it.
+pub(crate) fn prefetch_read(b: &[u8], at: usize) {
+    let Some(p) = b.get(at) else {
+        return;
+    };
+    #[cfg(target_arch = "x86_64")]
+    x86_64::prefetch_l2(p);
+    #[cfg(target_arch = "aarch64")]
+    aarch64::prefetch_l2(p);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = p;
+}
+
 /// The SIMD features of the running CPU (std), or of the compilation target (no_std).
 pub(crate) fn detect() -> CpuFeatures {
     #[allow(unused_mut)]

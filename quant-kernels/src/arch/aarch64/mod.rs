@@ -21,6 +21,21 @@ pub(crate) fn prefetch(p: &u8) {
     }
 }
 
+/// Hints that the cache line holding `p` is about to be read, into L2
+/// (`prfm pldl2keep`, in the base ISA).
+#[inline]
+pub(crate) fn prefetch_l2(p: &u8) {
+    // SAFETY: PRFM only hints the cache: it never faults and changes no
+    // memory (hence `readonly`); `p` is a live reference.
+    unsafe {
+        core::arch::asm!(
+            "prfm pldl2keep, [{p}]",
+            p = in(reg) p as *const u8,
+            options(nostack, preserves_flags, readonly)
+        )
+    }
+}
+
 /// Whether the CPU has `feature` (run-time detection with `std`, the
 /// compile-time target features without).
 pub(crate) fn has(feature: &str) -> bool {
