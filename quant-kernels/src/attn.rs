@@ -133,6 +133,24 @@ impl Cols {
     }
 }
 
+/// Value columns `cols` of a head of `hd`, checked: within the head, each
+/// end a multiple of 32 (a Q8_0 block, a line of F16 values) or the head's
+/// end. `what` names the caller's argument in the error.
+fn value_cols(what: &'static str, hd: usize, cols: core::ops::Range<usize>) -> Result<Cols, Error> {
+    let edge_ok = |c: usize| c.is_multiple_of(QK) || c == hd;
+    if cols.start > cols.end || cols.end > hd || !edge_ok(cols.start) || !edge_ok(cols.end) {
+        return Err(Error::BufferSize {
+            what,
+            expected: hd,
+            got: cols.end,
+        });
+    }
+    Ok(Cols {
+        c0: cols.start,
+        c1: cols.end,
+    })
+}
+
 /// Bytes of one scale of a Q8_0 cache: an f16, as in a GGUF Q8_0 block.
 /// The kernels widen them exactly (`vcvtph2ps`, `fcvtl`) as they load them;
 /// stored as f32 they cost 5.6% more bytes a position.
@@ -482,18 +500,11 @@ pub fn attn_values_cols_with(
     } else {
         kernels_for(t, ty, hd)?.values
     };
-    let edge_ok = |c: usize| c.is_multiple_of(QK) || c == hd;
-    if cols.start > cols.end || cols.end > hd || !edge_ok(cols.start) || !edge_ok(cols.end) {
-        return Err(Error::BufferSize {
-            what: "attn_values: column range (ends multiples of 32, within the head)",
-            expected: hd,
-            got: cols.end,
-        });
-    }
-    let cols = Cols {
-        c0: cols.start,
-        c1: cols.end,
-    };
+    let cols = value_cols(
+        "attn_values: column range (ends multiples of 32, within the head)",
+        hd,
+        cols,
+    )?;
     let overflow = "attn_values: sizes overflow";
     let cb = product(overflow, &[KV_CHUNK, pb])?;
     check("attn_values: chunk stride", cb, chunk_stride)?;
@@ -687,9 +698,11 @@ pub fn kv_prefetch(
     )?;
     check("kv_prefetch: key chunk bytes", cb, key.len())?;
     check("kv_prefetch: value chunk bytes", cb, value.len())?;
-    row_lines(ty, hd, j, true, |at| crate::arch::prefetch_write(key, at))?;
+    row_lines(ty, hd, j, true, |at| {
+        crate::arch::prefetch(key, at, crate::arch::Hint::Write)
+    })?;
     row_lines(ty, hd, j, false, |at| {
-        crate::arch::prefetch_write(value, at)
+        crate::arch::prefetch(value, at, crate::arch::Hint::Write)
     })
 }
 
@@ -712,18 +725,15 @@ pub fn attn_prefetch(
 ) -> Result<(), Error> {
     let pb = kv_pos_bytes(ty, hd)?;
     let cb = product("attn_prefetch: chunk bytes", &[KV_CHUNK, pb])?;
-    let edge_ok = |c: usize| c.is_multiple_of(QK) || c == hd;
-    if cols.start > cols.end || cols.end > hd || !edge_ok(cols.start) || !edge_ok(cols.end) {
-        return Err(Error::BufferSize {
-            what: "attn_prefetch: column range (ends multiples of 32, within the head)",
-            expected: hd,
-            got: cols.end,
-        });
-    }
+    value_cols(
+        "attn_prefetch: column range (ends multiples of 32, within the head)",
+        hd,
+        cols.clone(),
+    )?;
     let chunk = &chunk[..chunk.len().min(cb)];
     let base = chunk.as_ptr() as usize;
     chunk_lines(ty, hd, base, chunk.len(), key, cols, |at| {
-        crate::arch::prefetch_read(chunk, at)
+        crate::arch::prefetch(chunk, at, crate::arch::Hint::Read)
     });
     Ok(())
 }

@@ -23,34 +23,37 @@ pub(crate) mod wasm32;
 #[allow(unsafe_code)]
 pub(crate) mod f16gemm;
 
-/// Hints that byte `at` of `b` is about to be written, so that its cache
-/// line is fetched ahead (nothing where the target has no prefetch here, or
-/// `at` is out of range). A hint only: no result depends on it.
-pub(crate) fn prefetch_write(b: &[u8], at: usize) {
-    let Some(p) = b.get(at) else {
-        return;
-    };
-    #[cfg(target_arch = "x86_64")]
-    x86_64::prefetch(p);
-    #[cfg(target_arch = "aarch64")]
-    aarch64::prefetch(p);
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    let _ = p;
+/// What a prefetch hint says of a cache line.
+#[derive(Clone, Copy)]
+pub(crate) enum Hint {
+    /// About to be written: fetch it into L1 (`prefetcht0`, `prfm
+    /// pstl1keep`).
+    Write,
+    /// About to be read: fetch it into L2 (`prefetcht1`, `prfm
+    /// pldl2keep`).
+    Read,
 }
 
-/// Hints that byte `at` of `b` is about to be read, so that its cache line
-/// is fetched into L2 ahead (nothing where the target has no prefetch here,
-/// or `at` is out of range). A hint only: no result depends on it.
-pub(crate) fn prefetch_read(b: &[u8], at: usize) {
+/// Hints that byte `at` of `b` is about to be used as `hint` says, so that
+/// its cache line is fetched ahead (nothing where the target has no
+/// prefetch here, or `at` is out of range). A hint only: no result depends
+/// on it.
+pub(crate) fn prefetch(b: &[u8], at: usize, hint: Hint) {
     let Some(p) = b.get(at) else {
         return;
     };
     #[cfg(target_arch = "x86_64")]
-    x86_64::prefetch_l2(p);
+    match hint {
+        Hint::Write => x86_64::prefetch(p),
+        Hint::Read => x86_64::prefetch_l2(p),
+    }
     #[cfg(target_arch = "aarch64")]
-    aarch64::prefetch_l2(p);
+    match hint {
+        Hint::Write => aarch64::prefetch(p),
+        Hint::Read => aarch64::prefetch_l2(p),
+    }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    let _ = p;
+    let _ = (p, hint);
 }
 
 /// The SIMD features of the running CPU (std), or of the compilation target (no_std).
