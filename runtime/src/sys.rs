@@ -291,27 +291,21 @@ mod tests {
     #[test]
     fn huge_page_share_reads_the_overlapping_mappings() {
         let smaps = "\
-7f0000000000-7f0000600000 r--s 00000000 fd:00 42 /models/a.gguf
+70000000-70600000 r--s 00000000 fd:00 42 /models/a.gguf
 Size:               6144 kB
 Rss:                6144 kB
 FilePmdMapped:      4096 kB
 AnonHugePages:         0 kB
-7f0000600000-7f0000800000 rw-p 00000000 00:00 0
+70600000-70800000 rw-p 00000000 00:00 0
 Size:               2048 kB
 Rss:                2048 kB
 AnonHugePages:      2048 kB
 VmFlags: rd wr mr mw me ac
 ";
         let share = |lo, hi| smaps_huge_share(smaps, lo, hi);
-        assert_eq!(
-            share(0x7f00_0000_0000, 0x7f00_0060_0000),
-            Some(4096.0 / 6144.0)
-        );
-        assert_eq!(share(0x7f00_0060_0000, 0x7f00_0060_1000), Some(1.0));
-        assert_eq!(
-            share(0x7f00_0010_0000, 0x7f00_0070_0000),
-            Some(6144.0 / 8192.0)
-        );
+        assert_eq!(share(0x7000_0000, 0x7060_0000), Some(4096.0 / 6144.0));
+        assert_eq!(share(0x7060_0000, 0x7060_1000), Some(1.0));
+        assert_eq!(share(0x7010_0000, 0x7070_0000), Some(6144.0 / 8192.0));
         assert_eq!(share(0x1000, 0x2000), None, "nothing mapped there");
         assert_eq!(smaps_huge_share("", 0, usize::MAX), None);
     }
