@@ -43,15 +43,9 @@ pub(crate) fn prefetch(b: &[u8], at: usize, hint: Hint) {
         return;
     };
     #[cfg(target_arch = "x86_64")]
-    match hint {
-        Hint::Write => x86_64::prefetch(p),
-        Hint::Read => x86_64::prefetch_l2(p),
-    }
+    x86_64::prefetch(p, hint);
     #[cfg(target_arch = "aarch64")]
-    match hint {
-        Hint::Write => aarch64::prefetch(p),
-        Hint::Read => aarch64::prefetch_l2(p),
-    }
+    aarch64::prefetch(p, hint);
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     let _ = (p, hint);
 }

@@ -6,33 +6,27 @@ pub(crate) mod dotprod;
 pub(crate) mod i8mm;
 pub(crate) mod neon;
 
-/// Hints that the cache line holding `p` is about to be written
-/// (`prfm pstl1keep`, in the base ISA).
+/// Hints that the cache line holding `p` is about to be used as `hint`
+/// says: written (`prfm pstl1keep`) or read (`prfm pldl2keep`, into L2).
+/// Both are in the base ISA.
 #[inline]
-pub(crate) fn prefetch(p: &u8) {
+pub(crate) fn prefetch(p: &u8, hint: super::Hint) {
+    let p = p as *const u8;
     // SAFETY: PRFM only hints the cache: it never faults and changes no
-    // memory (hence `readonly`); `p` is a live reference.
+    // memory (hence `readonly`); `p` comes from a live reference.
     unsafe {
-        core::arch::asm!(
-            "prfm pstl1keep, [{p}]",
-            p = in(reg) p as *const u8,
-            options(nostack, preserves_flags, readonly)
-        )
-    }
-}
-
-/// Hints that the cache line holding `p` is about to be read, into L2
-/// (`prfm pldl2keep`, in the base ISA).
-#[inline]
-pub(crate) fn prefetch_l2(p: &u8) {
-    // SAFETY: PRFM only hints the cache: it never faults and changes no
-    // memory (hence `readonly`); `p` is a live reference.
-    unsafe {
-        core::arch::asm!(
-            "prfm pldl2keep, [{p}]",
-            p = in(reg) p as *const u8,
-            options(nostack, preserves_flags, readonly)
-        )
+        match hint {
+            super::Hint::Write => core::arch::asm!(
+                "prfm pstl1keep, [{p}]",
+                p = in(reg) p,
+                options(nostack, preserves_flags, readonly)
+            ),
+            super::Hint::Read => core::arch::asm!(
+                "prfm pldl2keep, [{p}]",
+                p = in(reg) p,
+                options(nostack, preserves_flags, readonly)
+            ),
+        }
     }
 }
 

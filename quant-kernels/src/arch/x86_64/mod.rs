@@ -46,25 +46,22 @@ pub(crate) fn has(feature: &str) -> bool {
     }
 }
 
-/// Hints that the cache line holding `p` is about to be written
-/// (`prefetcht0`; SSE, which every x86-64 CPU has).
+/// Hints that the cache line holding `p` is about to be used as `hint`
+/// says: written (`prefetcht0`, into L1) or read (`prefetcht1`, into L2, as
+/// the attention kernels fetch their streams). SSE, which every x86-64 CPU
+/// has.
 #[inline]
-pub(crate) fn prefetch(p: &u8) {
-    use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+pub(crate) fn prefetch(p: &u8, hint: super::Hint) {
+    use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
+    let p = (p as *const u8).cast();
     // SAFETY: a prefetch only hints the cache: it never faults and changes
     // no memory; SSE is in the x86-64 baseline; `p` is a live reference.
-    unsafe { _mm_prefetch::<_MM_HINT_T0>((p as *const u8).cast()) }
-}
-
-/// Hints that the cache line holding `p` is about to be read, into L2
-/// (`prefetcht1`, as the attention kernels fetch their streams; SSE, which
-/// every x86-64 CPU has).
-#[inline]
-pub(crate) fn prefetch_l2(p: &u8) {
-    use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-    // SAFETY: a prefetch only hints the cache: it never faults and changes
-    // no memory; SSE is in the x86-64 baseline; `p` is a live reference.
-    unsafe { _mm_prefetch::<_MM_HINT_T1>((p as *const u8).cast()) }
+    unsafe {
+        match hint {
+            super::Hint::Write => _mm_prefetch::<_MM_HINT_T0>(p),
+            super::Hint::Read => _mm_prefetch::<_MM_HINT_T1>(p),
+        }
+    }
 }
 
 /// The AVX2 tier's features: avx2 + fma + f16c.
