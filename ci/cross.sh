@@ -5,7 +5,8 @@
 #     - the release `ember` binary (size printed)
 #     - the runtime's (-p ember) tests under qemu -cpu cortex-a72, cortex-a76 and max,
 #       less the reference-matching and requantization tests (too slow emulated) and
-#       no_alloc, threads and kv_cache (minutes emulated; EMBER_CROSS_FULL=1 runs them under cortex-a76)
+#       no_alloc, threads, kv_cache and profile (minutes emulated; EMBER_CROSS_FULL=1 runs them under
+#       cortex-a76)
 #     - a short greedy generation with the default model under cortex-a72 and cortex-a76:
 #       the text must equal the x86-64 run's, and `ember eval` must agree with x86-64's
 #       argmax wherever x86-64's top-2 margin is >= 0.5
@@ -16,7 +17,7 @@
 # The aarch64 kernel tests and the no_std build are ci/aarch64.sh's, not this script's.
 # Needs the default model (ci/test.sh fetches it: `ember pull`).
 # Env: EMBER_CROSS_TARGET_DIR (default target/cross), CARGO_TARGET_DIR (host build, default
-# target), EMBER_CROSS_FULL (1 or all: also no_alloc, threads and kv_cache), EMBER_CROSS_SKIP (test names to skip).
+# target), EMBER_CROSS_FULL (1 or all: also no_alloc, threads, kv_cache and profile), EMBER_CROSS_SKIP (test names to skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -117,7 +118,10 @@ for n in ${EMBER_CROSS_SKIP:-}; do SKIP_NAMES+=(--skip "$n"); done
 # kv_cache scores 480 tokens with an F16 and a Q8_0 cache: minutes per CPU emulated; the
 # Q8_0 attention kernels it relies on are checked on every aarch64 tier by ember-quant's
 # tests/attn.rs (ci/aarch64.sh).
-SLOW_BINS=" no_alloc threads kv_cache "
+# profile decodes with and without the stage timer and compares the logits: about 2
+# minutes per CPU emulated (5.7 of CI's 32.6 minutes on a 2-core Ice Lake VM), and what it
+# checks (the executor's stage accounting) does not depend on the ISA either.
+SLOW_BINS=" no_alloc threads kv_cache profile "
 declare -A test_result
 for cpu in cortex-a72 cortex-a76 max; do
   step "$A64: runtime tests under qemu -cpu $cpu"

@@ -3,7 +3,7 @@
 # Ember and llama.cpp, F16 and Q8_0 KV caches, 1 and 2 threads, in ROUNDS
 # interleaved rounds (the machine is shared: one pass is too noisy). Prints
 # each round's ratios and their medians. Timing is not a test: CI does not
-# run this. Needs the llama.cpp build that ci/bench.sh makes. Ember runs
+# run this. Uses the llama.cpp build that ci/bench.sh uses. Ember runs
 # with --profile, so the summary also gives, per cache type and thread
 # count, the median ms a token that each stage adds from depth 16 to 1024.
 #   ci/longctx.sh [OUT_DIR]     Env: ROUNDS (4), MODEL (the default model)
@@ -16,7 +16,14 @@ cargo build --release -p ember-cli >/dev/null
 EMBER=$PWD/target/release/ember
 MODEL=${MODEL:-$($EMBER pull 2>/dev/null | tail -1)}
 [[ -f $MODEL ]] || MODEL=$(ls "${EMBER_HOME:-$HOME/.cache/ember}"/models/*.gguf | head -1)
-LLAMA_BIN=${LLAMA_BIN:-$HOME/.cache/ember-peers/llama.cpp-portable/build/bin}
+# llama.cpp's tools as ci/bench.sh picks them: its build without AMX where
+# it made one (a CPU that reports AMX the VM does not enable), else the
+# peers' native build. Without either, Ember runs alone.
+if [[ -z ${LLAMA_BIN:-} ]]; then
+  LLAMA_BIN=$HOME/.cache/ember-peers/llama.cpp-portable/build/bin
+  [[ -x $LLAMA_BIN/llama-bench ]] || LLAMA_BIN=$HOME/.cache/ember-peers/llama.cpp/bin
+fi
+[[ -x $LLAMA_BIN/llama-bench ]] || echo "llama.cpp's llama-bench not found (run ci/bench.sh once): Ember only" >&2
 # Start the model file from disk, as `ember pull` and ci/bench.sh leave it,
 # so that the first load reads it back into 2 MiB folios (Linux): a file the
 # page cache holds in 4 KiB folios is mapped in 4 KiB pages, and on this VM

@@ -32,7 +32,8 @@ step "kernel tests in a debug build (overflow checks on)"
 cargo test -p ember-quant
 
 step "the default model truncated at every byte offset of its header (about 4 minutes)"
-cargo test --release -p ember --test gguf_hostile -- --ignored --exact truncated_default_model_at_every_offset_exhaustive
+# --workspace, as above, so that the features match and nothing is rebuilt.
+cargo test --workspace --release --test gguf_hostile -- --ignored --exact truncated_default_model_at_every_offset_exhaustive
 
 if [[ -x ci/aarch64.sh ]]; then
   step "aarch64 and no_std kernels (ci/aarch64.sh)"
