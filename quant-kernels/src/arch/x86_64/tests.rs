@@ -325,6 +325,25 @@ fn dots_model_shapes() {
 }
 
 #[test]
+fn dots_long_rows() {
+    // Longer than the AVX-512 pair kernels prepare at once (512 blocks):
+    // column chunks of 512, 512 and 2 blocks, and LLaMA-2 70B's FFN width
+    // (896 blocks), with a row count that leaves single rows after the
+    // 4-row tiles.
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+    ] {
+        for (i, nb) in [1026usize, 896, 512].into_iter().enumerate() {
+            check_gemv(ty, 7, nb * 32, 40 + i as u64, 1);
+        }
+    }
+}
+
+#[test]
 fn gemv_output_head_shape() {
     // 49152 × 576 (the tied embedding / output head); every 37th row checked.
     for ty in [

@@ -5,35 +5,48 @@
 //! (row, block) on Q4_0: unpacking, a scalar f16 scale, the dot with its
 //! `-8 · Σy` initialiser, the conversion, the scale's broadcast and the
 //! FMA. Here the weights of a (row, block pair) become 64 unsigned bytes
-//! ([`Pair::quants`]); one `vpdpbusd`, one conversion and one FMA do both
-//! blocks. The scales of all the tile's rows (and their mins, for Q4_1 and
-//! Q5_1) are packed as f16 bits in general registers, converted by one
-//! `vcvtph2ps`, multiplied by the activations' (`d`, and `s` against the
-//! mins) by one `vmulps`, and each row's pair spread over the halves by
-//! one permute; the min products of all rows add into one vector.
+//! ([`Pair::quants`]); one `vpdpbusd` (into a zeroed register), one
+//! conversion, one permute of the scales and one FMA do both blocks. On
+//! AVX-512 only ports 0 and 5 take 512-bit operations, so what counts is
+//! the 512-bit operations per (row, pair), and the front end's µops:
 //!
+//! * **The activations are prepared once per call** ([`Prepared`]) and
+//!   shared by every tile: each pair's 64 quants back to back (one aligned
+//!   load, no insert), and per pair the blocks' scales as f32 with, for the
+//!   formats without a min, their offset terms `-OFF · Σy` (the weights'
+//!   offset: 8, 16 or 128).
+//! * **The offset is not in the integer dot.** The weights' unsigned
+//!   quants `u = q + OFF` are dotted as they are, and the tile adds
+//!   `d_w · d_x · (-OFF · Σy)` for all its rows and both blocks in one FMA
+//!   a step, as the formats with a min add `m · s`. Seeding each row's
+//!   `vpdpbusd` with the offset instead cost a register copy a row (it
+//!   overwrites its accumulator), and the offset's own `vpdpbusd` a step.
+//! * **The scales of all the tile's rows** (and their mins, for Q4_1 and
+//!   Q5_1) are packed as f16 bits in general registers, converted by one
+//!   `vcvtph2ps` and multiplied by the prepared activations' values by one
+//!   `vmulps`; each row's pair is spread over the halves by one
+//!   single-table permute.
+//! * **Row pointers advance a pair a step**, rather than being indexed
+//!   from the tile's start: that took the address arithmetic and the
+//!   spills of the row bases out of the loop.
+//!
+//! Per format, the quants:
 //! * Q4_0, Q4_1: two broadcast loads, one insert and one mask, leaving the
 //!   high nibbles in place at 16 times their value ([`nibble_pair_scaled`]:
-//!   no shift on port 0; their lanes' scales are divided by 16).
+//!   no shift on port 0); the tile divides those lanes by 16 once, at the
+//!   end.
 //! * Q5_0, Q5_1: the nibbles shifted down ([`five_bit_pair`]), then the
 //!   fifth bits added with one masked add (the pair's two 32-bit `qh`
 //!   words make the 64-bit mask of the bytes that get `0x10`).
-//! * Q8_0: two loads, one insert, and the sign bit flipped (`q + 128`),
-//!   taken off again through the initialiser (`-128 · Σy`).
+//! * Q8_0: two loads, one insert, and the sign bit flipped (`q + 128`).
 //!
-//! Measured 2026-11-27 (`cargo bench -p ember-quant --bench kernels --
-//! '^gemv/…/avx512'`, in cache, against the 256-bit path in the same
-//! session): Q8_0 32 against 27 GiB/s (it had `vpmaddubsw`), Q4_1 19–21
-//! against 18–19, Q5_1 18–20 against 16–18; converting all the tile's
-//! scales at once made Q4_0 12% faster than one row at a time; eight-row
-//! tiles were slower. Decode (three interleaved rounds of `ember bench -p
-//! 0 -n 128 -t 1,2 -r 3`): Q8_0 +4% at 1 thread and +11% at 2, Q4_1 +8%
-//! and +4%.
-//!
-//! The activations (Q8_0, or Q8_1 for the formats with a min) are prepared
-//! once per pair and shared by the tile's rows: their 64 quants, `-off ·
-//! Σy` per i32 lane (the weights' offset: 8, 16 or 128, none for Q4_1 and
-//! Q5_1), and their scales (f16 bits).
+//! Measured 2026-11-28 on an Ice Lake host, in cache (1536 × 576, the
+//! best of 2000 calls, the old and new kernels alternating in one
+//! session), ns per (row, pair): Q4_0 2.20 → 1.69, Q4_1 2.18 → 1.79, Q8_0
+//! 2.62 → 1.88, Q5_0 2.90 → 2.35 (`docs/performance.md`, "Fewer µops in
+//! the AVX-512 gemv"). Earlier (2026-11-27), against the 256-bit path:
+//! converting all the tile's scales at once made Q4_0 12% faster than one
+//! row at a time; eight-row tiles were slower, and still are (spills).
 //!
 //! A row's result does not depend on the tile it is computed in, and the
 //! vec dot is the 1-row tile, so a row gets the same bits from either. An
@@ -148,8 +161,8 @@ unsafe fn five_bit_pair(qa: &[u8; 16], qb: &[u8; 16], ha: [u8; 4], hb: [u8; 4]) 
 /// and 48..64 16 times the high ones (Q4_0, Q4_1). That takes the shift
 /// off port 0, the port that also runs `vpdpbusd` and the conversions (on
 /// AVX-512, only ports 0 and 5 take 512-bit operations); the tile divides
-/// those lanes' scales by 16 (exact: a power of two, and the integer sums
-/// stay below 2^24).
+/// those lanes' sums by 16 once, after its last step (exact: a power of
+/// two, and the integer sums stay below 2^24).
 ///
 /// # Safety
 /// The AVX-512 tier's features.
@@ -288,6 +301,87 @@ unsafe impl Pair for legacy::Q8_0 {
 /// Rows per tile.
 const R: usize = 4;
 
+/// The most blocks of the activation row prepared at once ([`Prepared`],
+/// 20 KiB on the stack): k ≤ 16384, every matrix of the LLaMA-family
+/// models up to 13B and of Mistral 7B. Longer rows are taken in column
+/// chunks of this many blocks, each a pass over all the rows, without
+/// software prefetch (the next tile's bytes are not contiguous then).
+const MAX_BLOCKS: usize = 512;
+
+/// One pair of activation blocks' quants, back to back: one aligned
+/// 512-bit load.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([i8; 64]);
+
+/// The activation row (or a column chunk of it), prepared once per call
+/// and shared by every tile: each pair's 64 quants in one [`Line`], and
+/// four f32 per pair.
+///
+/// * Without a min (Q4_0, Q5_0, Q8_0): `[dx_a, dx_b, -OFF·Σy_a,
+///   -OFF·Σy_b]`, the blocks' scales and their offset terms (exact: |Σy| ≤
+///   32 · 128, times at most 128, is below 2^24).
+/// * With a min (Q4_1, Q5_1): `[dx_a, s_a, dx_b, s_b]`, the Q8_1 blocks'
+///   scales and their `s`.
+struct Prepared {
+    q: [core::mem::MaybeUninit<Line>; MAX_BLOCKS / 2],
+    s: [core::mem::MaybeUninit<[f32; 4]>; MAX_BLOCKS / 2],
+}
+
+impl Prepared {
+    /// Room for up to [`MAX_BLOCKS`] blocks, nothing written.
+    #[inline(always)]
+    fn new() -> Prepared {
+        Prepared {
+            q: [core::mem::MaybeUninit::uninit(); MAX_BLOCKS / 2],
+            s: [core::mem::MaybeUninit::uninit(); MAX_BLOCKS / 2],
+        }
+    }
+
+    /// Writes the pairs of `x` (at most [`MAX_BLOCKS`] blocks, an even
+    /// count) and returns them.
+    ///
+    /// # Safety
+    /// The CPU must support f16c.
+    #[inline(always)]
+    unsafe fn fill<F: Pair>(&mut self, x: &[F::X]) -> (&[Line], &[[f32; 4]]) {
+        let np = (x.len() / 2).min(MAX_BLOCKS / 2);
+        for (p, (q, s)) in self.q[..np].iter_mut().zip(&mut self.s[..np]).enumerate() {
+            let mut line = [0i8; 64];
+            let mut v = [0f32; 4];
+            for e in 0..2 {
+                let (bits, qs) = F::act(&x[2 * p + e]);
+                line[32 * e..32 * e + 32].copy_from_slice(qs);
+                // SAFETY: f16c (caller).
+                let (d, m) = unsafe {
+                    (
+                        super::isa::f16_1((bits as u16).to_le_bytes()),
+                        super::isa::f16_1(((bits >> 16) as u16).to_le_bytes()),
+                    )
+                };
+                if F::HAS_MIN {
+                    v[2 * e] = d;
+                    v[2 * e + 1] = m;
+                } else {
+                    let sum: i32 = qs.iter().map(|&q| i32::from(q)).sum();
+                    v[e] = d;
+                    v[2 + e] = (-i32::from(F::OFF) * sum) as f32;
+                }
+            }
+            q.write(Line(line));
+            s.write(v);
+        }
+        // SAFETY: the first np elements of each were written just above;
+        // MaybeUninit<T> has T's layout.
+        unsafe {
+            (
+                core::slice::from_raw_parts(self.q.as_ptr().cast::<Line>(), np),
+                core::slice::from_raw_parts(self.s.as_ptr().cast::<[f32; 4]>(), np),
+            )
+        }
+    }
+}
+
 /// `y[r] = dot(row r of w, x)` for rows of `k` elements in format `F` and
 /// one Q8_0 activation row.
 ///
@@ -310,22 +404,12 @@ pub(crate) unsafe fn gemv<F: Pair>(k: usize, w: &[u8], x: &[u8], y: &mut [f32]) 
         unsafe { legacy::gemm::<F::L, Vnni, 4, 1>(k, w, x, 1, y) };
         return;
     }
-    let mut r0 = 0;
-    while r0 + R <= m {
-        // SAFETY: rows r0..r0 + R exist; features (caller).
-        let o = unsafe { tile::<F, R>(nb, wb, r0, xb) };
-        y[r0..r0 + R].copy_from_slice(&o);
-        r0 += R;
-    }
-    while r0 < m {
-        // SAFETY: row r0 exists; features (caller).
-        y[r0] = unsafe { tile::<F, 1>(nb, wb, r0, xb) }[0];
-        r0 += 1;
-    }
+    // SAFETY: as this function's.
+    unsafe { rows::<F>(nb, wb, &xb[..nb], &mut y[..m]) };
 }
 
-/// One row in format `F` · one Q8_0 row of `n` elements: the 1-row tile of
-/// [`gemv`] (the legacy 1 × 1 tile for an odd block count, as there).
+/// One row in format `F` · one Q8_0 row of `n` elements: [`gemv`]'s 1-row
+/// tile (the legacy 1 × 1 tile where [`gemv`] takes the legacy path).
 ///
 /// # Safety
 /// As [`gemv`]; `w` and `x` hold one row each.
@@ -338,129 +422,174 @@ pub(crate) unsafe fn vec_dot<F: Pair>(n: usize, w: &[u8], x: &[u8]) -> f32 {
         // SAFETY: features (caller); the legacy dot takes any block count.
         return unsafe { legacy::vec_dot::<F::L, Vnni>(wb, xb) };
     }
-    // SAFETY: row 0 has nb blocks; features (caller).
-    let [d] = unsafe { tile::<F, 1>(nb, wb, 0, xb) };
-    d
+    let mut y = [0f32];
+    // SAFETY: as this function's; one row of nb blocks.
+    unsafe { rows::<F>(nb, &wb[..nb], &xb[..nb], &mut y) };
+    y[0]
 }
 
-/// Rows `r0..r0 + T` against `x`, two blocks at a time (`nb` even; `T ≤
-/// 8`, the rows whose scales fit one vector).
+/// `y[r]` for the `y.len()` rows of `nb` blocks (even, ≥ 2) in `w`, against
+/// the activation row `x` (`nb` blocks): tiles of [`R`] rows, then single
+/// rows, over each column chunk of at most [`MAX_BLOCKS`] blocks. A row's
+/// result does not depend on the tile that computes it.
 ///
 /// # Safety
-/// As [`gemv`]; rows `r0..r0 + T` exist and `x` has `nb` blocks.
+/// As [`gemv`]; `w` holds at least `y.len()` rows.
 #[inline(always)]
-unsafe fn tile<F: Pair, const T: usize>(nb: usize, w: &[F::W], r0: usize, x: &[F::X]) -> [f32; T] {
+unsafe fn rows<F: Pair>(nb: usize, w: &[F::W], x: &[F::X], y: &mut [f32]) {
+    let m = y.len();
+    let chunked = nb > MAX_BLOCKS;
+    let mut prep = Prepared::new();
+    let mut c0 = 0;
+    while c0 < nb {
+        let cn = (nb - c0).min(MAX_BLOCKS);
+        // SAFETY: f16c (caller). cn is even: nb and MAX_BLOCKS are.
+        let (xq, xs) = unsafe { prep.fill::<F>(&x[c0..c0 + cn]) };
+        let mut put = |r0: usize, o: &[f32]| {
+            for (y, o) in y[r0..r0 + o.len()].iter_mut().zip(o) {
+                *y = if c0 == 0 { *o } else { *y + *o };
+            }
+        };
+        let mut r0 = 0;
+        while r0 + R <= m {
+            // SAFETY: rows r0..r0 + R exist; features (caller).
+            put(r0, &unsafe {
+                tile::<F, R>(w, nb, r0, c0, xq, xs, !chunked)
+            });
+            r0 += R;
+        }
+        while r0 < m {
+            // SAFETY: row r0 exists; features (caller).
+            put(r0, &unsafe {
+                tile::<F, 1>(w, nb, r0, c0, xq, xs, !chunked)
+            });
+            r0 += 1;
+        }
+        c0 += cn;
+    }
+}
+
+/// Rows `r0..r0 + T` (rows of `nb` blocks in `w`), blocks `c0..c0 + 2 ·
+/// xq.len()`, against the prepared activations of those blocks (`xq`,
+/// `xs`), two blocks at a time (`T ≤ 8`, the rows whose scales fit one
+/// vector, 4 with a min). With `prefetch`, the tile [`PREFETCH_AHEAD`]
+/// bytes on is prefetched over the steps (whole rows: `c0 = 0` and `nb =
+/// 2 · xq.len()`).
+///
+/// # Safety
+/// As [`gemv`]; rows `r0..r0 + T` exist, `c0 + 2 · xq.len() ≤ nb`, and
+/// `xs.len() = xq.len()`.
+#[inline(always)]
+unsafe fn tile<F: Pair, const T: usize>(
+    w: &[F::W],
+    nb: usize,
+    r0: usize,
+    c0: usize,
+    xq: &[Line],
+    xs: &[[f32; 4]],
+    prefetch: bool,
+) -> [f32; T] {
     // f16 values per row and pair: d of each block, and m after each d
     // for the formats with a min.
     let h = if F::HAS_MIN { 4 } else { 2 };
     const { assert!(T <= 4 || (T <= 8 && !F::HAS_MIN)) };
-    // The scaled lanes' offset, 16 · OFF, must fit an unsigned byte.
-    const { assert!(!F::SCALED_HIGH || F::OFF < 16) };
     let sz = core::mem::size_of::<F::W>();
-    let rows: [&[F::W]; T] = core::array::from_fn(|r| &w[(r0 + r) * nb..(r0 + r + 1) * nb]);
+    let np = xq.len().min(xs.len());
+    let rows: [&[F::W]; T] = core::array::from_fn(|r| {
+        let at = (r0 + r) * nb + c0;
+        &w[at..at + 2 * np]
+    });
     // The tile PREFETCH_AHEAD bytes on, spread over this tile's steps.
-    let at = w.as_ptr().cast::<u8>().wrapping_add(r0 * nb * sz);
-    let mut pf = Prefetcher::ahead_of(at, T * nb * sz, nb / 2);
-    // SAFETY: features (caller); every index below is < nb <= each slice's
-    // length (i + 1 < nb since nb is even), and loads read within a block.
+    let mut pf = if prefetch {
+        let at = w.as_ptr().cast::<u8>().wrapping_add(r0 * nb * sz);
+        Prefetcher::ahead_of(at, T * nb * sz, np)
+    } else {
+        Prefetcher::none()
+    };
+    // SAFETY: features (caller); row r's pointer stays within rows[r] (2 ·
+    // np blocks; one past its end after the last step), qp and sp within
+    // xq and xs (np each), and loads read within a block, a line or a
+    // pair's floats.
     unsafe {
-        // The offset per byte: 16 times it where the high nibbles are.
-        let off = if F::SCALED_HIGH {
-            // u64 products: 16 · OFF fills a byte's top bit (0x80 for Q4_0).
-            let (lo, hi) = (
-                (u64::from(F::OFF) * 0x0101_0101_0101_0101) as i64,
-                (u64::from(F::OFF) * 0x1010_1010_1010_1010) as i64,
-            );
-            _mm512_set_epi64(hi, hi, lo, lo, hi, hi, lo, lo)
-        } else {
-            _mm512_set1_epi8(F::OFF as i8)
-        };
         let mut acc = [_mm512_setzero_ps(); T];
-        // The min terms of every row, lanes h·r + 1 and h·r + 3.
+        // The tile's offset terms (lanes h·r, h·r + 1), or the min terms
+        // (lanes h·r + 1 and h·r + 3).
         let mut accm = _mm512_setzero_ps();
         // Lane j of row r's scale vector takes element h·r + (h/2)·(j / 8)
-        // of the tile's scale products; with the high nibbles in place,
-        // lanes 4..8 and 12..16 take the same elements of the products
-        // divided by 16 (indices + 16: the second table of a two-table
-        // permute).
+        // of the tile's scale products.
         let idx: [__m512i; T] = core::array::from_fn(|r| {
             let (a, b) = ((h * r) as i32, (h * r + h / 2) as i32);
-            let (a2, b2) = if F::SCALED_HIGH {
-                (a + 16, b + 16)
-            } else {
-                (a, b)
-            };
-            _mm512_set_epi32(b2, b2, b2, b2, b, b, b, b, a2, a2, a2, a2, a, a, a, a)
+            _mm512_set_epi32(b, b, b, b, b, b, b, b, a, a, a, a, a, a, a, a)
         });
-        let mut i = 0;
-        while i < nb {
+        // Row r's pair of blocks, and the pair's prepared activations,
+        // advanced a pair each step.
+        let mut wp: [*const F::W; T] = core::array::from_fn(|r| rows[r].as_ptr());
+        let (mut qp, mut sp) = (xq.as_ptr(), xs.as_ptr());
+        let end = xq.as_ptr().add(np);
+        while qp < end {
             pf.step();
-            let ((xs0, xq0), (xs1, xq1)) =
-                (F::act(x.get_unchecked(i)), F::act(x.get_unchecked(i + 1)));
-            let yz = _mm512_inserti64x4::<1>(
-                _mm512_castsi256_si512(_mm256_loadu_si256(xq0.as_ptr().cast())),
-                _mm256_loadu_si256(xq1.as_ptr().cast()),
-            );
-            let corr = if F::OFF == 0 {
-                _mm512_setzero_si512()
-            } else {
-                _mm512_sub_epi32(
-                    _mm512_setzero_si512(),
-                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, yz),
-                )
-            };
+            let yz = _mm512_load_si512((*qp).0.as_ptr().cast());
+            let sp4 = (*sp).as_ptr();
             // Every row's scales (and mins) times the activations' (and
             // their s), in one conversion and one multiply: row r's values
             // of block i + e are elements h·r + (h/2)·e (d · dx) and the one
-            // after (m · s) — the same f32 products as one row at a time.
-            // The f16 bits are packed in general registers.
+            // after (m · s). The f16 bits are packed in general registers.
             let hb = 16 * h;
             let mut bits = [0u64; 4];
-            for (r, row) in rows.iter().enumerate() {
-                let (sa, sb) = (
-                    F::scales(row.get_unchecked(i)),
-                    F::scales(row.get_unchecked(i + 1)),
-                );
+            for (r, &row) in wp.iter().enumerate() {
+                let (sa, sb) = (F::scales(&*row), F::scales(&*row.add(1)));
                 let v = u64::from(sa) | (u64::from(sb) << (hb / 2));
                 bits[r * hb / 64] |= v << (r * hb % 64);
             }
-            let xv = u64::from(xs0) | (u64::from(xs1) << (hb / 2));
-            let xv = if F::HAS_MIN { xv } else { xv | (xv << 32) };
-            let dx = _mm512_cvtph_ps(_mm256_set1_epi64x(xv as i64));
             let dw = _mm512_cvtph_ps(_mm256_set_epi64x(
                 bits[3] as i64,
                 bits[2] as i64,
                 bits[1] as i64,
                 bits[0] as i64,
             ));
-            let dd = _mm512_mul_ps(dw, dx);
+            // The activations' values in the same lanes: [dx_a, s_a, dx_b,
+            // s_b] repeated, or [dx_a, dx_b] repeated.
+            let xv = if F::HAS_MIN {
+                _mm512_broadcast_f32x4(_mm_loadu_ps(sp4))
+            } else {
+                _mm512_castpd_ps(_mm512_set1_pd(sp4.cast::<f64>().read_unaligned()))
+            };
+            let dd = _mm512_mul_ps(dw, xv);
             if F::HAS_MIN {
                 accm = _mm512_add_ps(accm, dd);
+            } else if F::OFF != 0 {
+                let c = _mm512_castpd_ps(_mm512_set1_pd(sp4.add(2).cast::<f64>().read_unaligned()));
+                accm = _mm512_fmadd_ps(dd, c, accm);
             }
-            let dd16 = if F::SCALED_HIGH {
-                _mm512_mul_ps(dd, _mm512_set1_ps(1.0 / 16.0))
-            } else {
-                dd
-            };
-            for (r, row) in rows.iter().enumerate() {
-                let q = F::quants(row.get_unchecked(i), row.get_unchecked(i + 1));
-                let s = _mm512_dpbusd_epi32(corr, q, yz);
-                let d = if F::SCALED_HIGH {
-                    _mm512_permutex2var_ps(dd, idx[r], dd16)
-                } else {
-                    _mm512_permutexvar_ps(idx[r], dd)
-                };
+            for (r, row) in wp.iter_mut().enumerate() {
+                let q = F::quants(&**row, &*row.add(1));
+                let s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, yz);
+                let d = _mm512_permutexvar_ps(idx[r], dd);
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, acc[r]);
+                *row = row.add(2);
             }
-            i += 2;
+            qp = qp.add(1);
+            sp = sp.add(1);
         }
         let mut mins = [0f32; 16];
         _mm512_storeu_ps(mins.as_mut_ptr(), accm);
+        // The lanes of the high nibbles in place hold 16 times their sums
+        // (exact to undo: a power of two).
+        let unscale = if F::SCALED_HIGH {
+            let q = 1.0 / 16.0;
+            _mm512_set_ps(
+                q, q, q, q, 1.0, 1.0, 1.0, 1.0, q, q, q, q, 1.0, 1.0, 1.0, 1.0,
+            )
+        } else {
+            _mm512_set1_ps(1.0)
+        };
         let mut out = [0f32; T];
         for (r, (o, v)) in out.iter_mut().zip(acc).enumerate() {
-            *o = _mm512_reduce_add_ps(v);
+            *o = _mm512_reduce_add_ps(_mm512_mul_ps(v, unscale));
             if F::HAS_MIN {
                 *o += mins[h * r + 1] + mins[h * r + 3];
+            } else if F::OFF != 0 {
+                *o += mins[h * r] + mins[h * r + 1];
             }
         }
         out
