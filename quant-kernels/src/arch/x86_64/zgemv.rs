@@ -44,9 +44,10 @@
 //! best of 2000 calls, the old and new kernels alternating in one
 //! session), ns per (row, pair): Q4_0 2.20 → 1.69, Q4_1 2.18 → 1.79, Q8_0
 //! 2.62 → 1.88, Q5_0 2.90 → 2.35 (`docs/performance.md`, "Fewer µops in
-//! the AVX-512 gemv"). Earlier (2026-11-27), against the 256-bit path:
-//! converting all the tile's scales at once made Q4_0 12% faster than one
-//! row at a time; eight-row tiles were slower, and still are (spills).
+//! the AVX-512 pair gemv"). Earlier (2026-11-27), against the 256-bit
+//! path: converting all the tile's scales at once made Q4_0 12% faster
+//! than one row at a time; eight-row tiles were slower, and still are
+//! (spills).
 //!
 //! A row's result does not depend on the tile it is computed in, and the
 //! vec dot is the 1-row tile, so a row gets the same bits from either. An
