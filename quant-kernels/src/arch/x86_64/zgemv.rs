@@ -354,15 +354,11 @@ impl Prepared {
                 let (bits, qs) = F::act(&x[2 * p + e]);
                 line[32 * e..32 * e + 32].copy_from_slice(qs);
                 // SAFETY: f16c (caller).
-                let (d, m) = unsafe {
-                    (
-                        super::isa::f16_1((bits as u16).to_le_bytes()),
-                        super::isa::f16_1(((bits >> 16) as u16).to_le_bytes()),
-                    )
-                };
+                let f16 = |b: u32| unsafe { super::isa::f16_1((b as u16).to_le_bytes()) };
+                let d = f16(bits);
                 if F::HAS_MIN {
                     v[2 * e] = d;
-                    v[2 * e + 1] = m;
+                    v[2 * e + 1] = f16(bits >> 16);
                 } else {
                     let sum: i32 = qs.iter().map(|&q| i32::from(q)).sum();
                     v[e] = d;
@@ -533,8 +529,9 @@ unsafe fn tile<F: Pair, const T: usize>(
             let sp4 = (*sp).as_ptr();
             // Every row's scales (and mins) times the activations' (and
             // their s), in one conversion and one multiply: row r's values
-            // of block i + e are elements h·r + (h/2)·e (d · dx) and the one
-            // after (m · s). The f16 bits are packed in general registers.
+            // of the pair's block e are elements h·r + (h/2)·e (d · dx) and
+            // the one after (m · s). The f16 bits are packed in general
+            // registers.
             let hb = 16 * h;
             let mut bits = [0u64; 4];
             for (r, &row) in wp.iter().enumerate() {
